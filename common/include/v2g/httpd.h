@@ -1,0 +1,27 @@
+/* The per-service HTTP endpoint (civetweb): /health, /health/live,
+ * /health/ready and /metrics, plus any handler a service adds (the
+ * api-gateway adds the REST API on the same server). Plain HTTP only: TLS is
+ * terminated in front (Debian's civetweb HTTPS is broken). */
+#ifndef V2G_HTTPD_H
+#define V2G_HTTPD_H
+
+#include "v2g/health.h"
+
+struct mg_context;
+struct mg_connection;
+struct v2g_httpd;
+
+/* Listens on addr:port (addr "127.0.0.1" or "0.0.0.0"); port 0 is an error.
+ * Borrows health (must outlive the server). threads: worker count. */
+int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port,
+                    struct v2g_health *health, int threads);
+void v2g_httpd_stop(struct v2g_httpd *h);
+struct mg_context *v2g_httpd_ctx(struct v2g_httpd *h);
+
+/* Helpers for handlers: send a complete response. */
+void v2g_http_send(struct mg_connection *c, int status, const char *ctype,
+                   const char *body, size_t len);
+/* {"error": msg} with the given status. */
+void v2g_http_error(struct mg_connection *c, int status, const char *msg);
+
+#endif
