@@ -1,0 +1,577 @@
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "select.h"
+#include "strmap.h"
+#include "v2g/err.h"
+#include "v2g/log.h"
+#include "v2g/metrics.h"
+#include "v2g/timeutil.h"
+
+#define KW_EPS 1e-6
+
+enum alloc_state { A_PENDING, A_ACKED, A_REJECTED, A_SILENT };
+
+struct alloc {
+	const char *vehicle_id; /* stable: points into the fleet */
+	double power_kw;
+	uint32_t round;
+	uint8_t state;
+	uint8_t reallocated;
+	char reason[48];
+	int64_t acked_ms;
+};
+
+struct dispatch {
+	char id[37];
+	char signal_id[64];
+	char source[16];
+	int type;
+	double power_kw;
+	uint32_t duration_min;
+	int64_t signal_ts_ms, received_ms;
+	double market_price;
+	int has_market_price;
+
+	int64_t started_ms;      /* wall */
+	int64_t round_sent_ms;   /* wall time of the current round's commands */
+	int64_t deadline_mono;
+	int64_t first_command_ms, last_published_ms;
+	uint32_t round;
+	size_t pending;          /* commanded vehicles of this round without an answer */
+	size_t commanded;        /* vehicles given power > 0, all rounds */
+	struct alloc *allocs;
+	size_t n, cap;
+	struct disp_strmap by_vehicle; /* vehicle -> index in allocs */
+};
+
+struct disp_engine {
+	pthread_mutex_t mu;
+	struct disp_config cfg;
+	struct disp_fleet *fleet;
+	struct disp_engine_ops ops;
+	struct dispatch **active;
+	size_t nactive, cap;
+
+	struct v2g_metric *m_latency, *m_dispatched, *m_ack_rate, *m_dispatches, *m_realloc,
+		*m_ignored, *m_active, *m_publish_latency, *m_shortfall;
+};
+
+const char *disp_signal_name(int type)
+{
+	static const char *const names[] = { "FCR", "AFRR", "LOAD_SHEDDING" };
+	return type >= 0 && type < 3 ? names[type] : "UNKNOWN";
+}
+
+struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_fleet *fleet,
+                                    const struct disp_engine_ops *ops)
+{
+	struct disp_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	pthread_mutex_init(&e->mu, NULL);
+	e->cfg = *cfg;
+	e->fleet = fleet;
+	e->ops = *ops;
+	e->m_latency = v2g_histogram("dispatch_execution_latency_seconds",
+	                             "Time from publishing a command to its positive ack",
+	                             "signal_type", v2g_latency_buckets, v2g_latency_nbuckets);
+	e->m_dispatched = v2g_counter("vehicles_dispatched_total",
+	                              "Vehicles given a non-zero command", "signal_type");
+	e->m_ack_rate = v2g_gauge("ack_rate",
+	                          "Acknowledged share of the commanded vehicles in the last finished dispatch",
+	                          "signal_type");
+	e->m_dispatches = v2g_counter("dispatches_total", "Finished dispatches by status", "status");
+	e->m_realloc = v2g_counter("dispatch_reallocations_total",
+	                           "Vehicles whose power was moved after a reject or a silent timeout",
+	                           "signal_type");
+	e->m_ignored = v2g_counter("dispatch_acks_ignored_total",
+	                           "Acks that matched no pending command", "reason");
+	e->m_active = v2g_gauge("dispatch_active", "Dispatches waiting for acks", NULL);
+	e->m_publish_latency = v2g_histogram(
+		"dispatch_publish_latency_seconds",
+		"Time from accepting a signal to the gateway confirming its last command", "signal_type",
+		v2g_latency_buckets, v2g_latency_nbuckets);
+	e->m_shortfall = v2g_gauge("dispatch_shortfall_kw",
+	                           "Power missing from the last finished dispatch", "signal_type");
+	return e;
+}
+
+static void dispatch_free(struct dispatch *d)
+{
+	if (!d)
+		return;
+	free(d->allocs);
+	disp_strmap_fini(&d->by_vehicle);
+	free(d);
+}
+
+void disp_engine_free(struct disp_engine *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->nactive; i++)
+		dispatch_free(e->active[i]);
+	free(e->active);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+}
+
+static int add_alloc(struct dispatch *d, const char *id, double kw)
+{
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct alloc *na = realloc(d->allocs, ncap * sizeof(*na));
+		if (!na)
+			return V2G_ERR_NOMEM;
+		d->allocs = na;
+		d->cap = ncap;
+	}
+	struct alloc *a = &d->allocs[d->n];
+	memset(a, 0, sizeof(*a));
+	a->vehicle_id = id;
+	a->power_kw = kw;
+	a->round = d->round;
+	a->state = A_PENDING;
+	if (disp_strmap_put(&d->by_vehicle, id, (uint32_t)d->n))
+		return V2G_ERR_NOMEM;
+	d->n++;
+	return V2G_OK;
+}
+
+/* Sums of the allocations that still stand (not reallocated). */
+static void totals(const struct dispatch *d, double *allocated, double *acked)
+{
+	*allocated = *acked = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		const struct alloc *a = &d->allocs[i];
+		if (a->reallocated)
+			continue;
+		*allocated += a->power_kw;
+		if (a->state == A_ACKED)
+			*acked += a->power_kw;
+	}
+}
+
+static V2g__V1__DispatchStatus final_status(const struct dispatch *d, double acked)
+{
+	if (acked >= d->power_kw - KW_EPS)
+		return V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE;
+	return acked > KW_EPS ? V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PARTIAL
+	                      : V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_FAILED;
+}
+
+/* Builds the decision and hands it to ops. final: the dispatch is over. */
+static void emit_decision(struct disp_engine *e, struct dispatch *d, int final, int64_t now_ms)
+{
+	V2g__V1__DispatchDecision dec = V2G__V1__DISPATCH_DECISION__INIT;
+	V2g__V1__Signal sig = V2G__V1__SIGNAL__INIT;
+	V2g__V1__Allocation *av = calloc(d->n ? d->n : 1, sizeof(*av));
+	V2g__V1__Allocation **ap = calloc(d->n ? d->n : 1, sizeof(*ap));
+	double allocated, acked;
+
+	if (!av || !ap) {
+		v2g_error("DISP-NOMEM", "dispatch %s: no memory for the decision", d->id);
+		free(av);
+		free(ap);
+		return;
+	}
+	sig.signal_id = d->signal_id;
+	sig.type = (V2g__V1__SignalType)d->type;
+	sig.power_kw = d->power_kw;
+	sig.duration_min = d->duration_min;
+	sig.timestamp_ms = d->signal_ts_ms;
+	sig.market_price = d->market_price;
+	sig.has_market_price = d->has_market_price;
+	sig.source = d->source;
+	sig.received_ms = d->received_ms;
+
+	for (size_t i = 0; i < d->n; i++) {
+		const struct alloc *a = &d->allocs[i];
+		v2g__v1__allocation__init(&av[i]);
+		av[i].vehicle_id = (char *)a->vehicle_id;
+		av[i].power_kw = a->power_kw;
+		av[i].acked = a->state == A_ACKED;
+		av[i].rejected = a->state == A_REJECTED;
+		av[i].reallocated = a->reallocated;
+		av[i].reason = (char *)a->reason;
+		av[i].round = a->round;
+		av[i].acked_ms = a->acked_ms;
+		ap[i] = &av[i];
+	}
+	totals(d, &allocated, &acked);
+	dec.dispatch_id = d->id;
+	dec.signal = &sig;
+	dec.status = final ? final_status(d, acked) : V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PENDING;
+	dec.target_power_kw = d->power_kw;
+	dec.allocated_power_kw = allocated;
+	dec.acked_power_kw = acked;
+	dec.n_allocations = d->n;
+	dec.allocations = ap;
+	dec.started_ms = d->started_ms;
+	dec.completed_ms = final ? now_ms : 0;
+	dec.dispatcher = "priority";
+	dec.shortfall_kw = final && acked < d->power_kw ? d->power_kw - acked : 0;
+	dec.rounds = d->round + 1;
+	dec.first_command_ms = d->first_command_ms;
+	e->ops.send_decision(e->ops.arg, &dec);
+	free(av);
+	free(ap);
+}
+
+/* Sends one batch: power 0 for released[] and the allocations made in this
+ * round. */
+static void emit_commands(struct disp_engine *e, struct dispatch *d, const char **released,
+                          size_t nreleased, int64_t now_ms)
+{
+	size_t nnew = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->allocs[i].round == d->round && d->allocs[i].state == A_PENDING)
+			nnew++;
+	}
+	size_t total = nreleased + nnew;
+	if (!total)
+		return;
+	V2g__V1__Command *cv = calloc(total, sizeof(*cv));
+	V2g__V1__Command **cp = calloc(total, sizeof(*cp));
+	if (!cv || !cp) {
+		v2g_error("DISP-NOMEM", "dispatch %s: no memory for %zu commands", d->id, total);
+		free(cv);
+		free(cp);
+		return;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < nreleased; i++, k++) {
+		v2g__v1__command__init(&cv[k]);
+		cv[k].vehicle_id = (char *)released[i];
+		cv[k].power_kw = 0;
+		cp[k] = &cv[k];
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		const struct alloc *a = &d->allocs[i];
+		if (a->round != d->round || a->state != A_PENDING)
+			continue;
+		v2g__v1__command__init(&cv[k]);
+		cv[k].vehicle_id = (char *)a->vehicle_id;
+		cv[k].power_kw = a->power_kw;
+		cp[k] = &cv[k];
+		k++;
+	}
+	V2g__V1__CommandBatch b = V2G__V1__COMMAND_BATCH__INIT;
+	b.dispatch_id = d->id;
+	b.signal_type = d->type;
+	b.duration_min = d->duration_min;
+	b.issued_at_ms = now_ms;
+	b.n_commands = k;
+	b.commands = cp;
+	e->ops.send_commands(e->ops.arg, &b);
+	if (!d->first_command_ms)
+		d->first_command_ms = now_ms;
+	free(cv);
+	free(cp);
+}
+
+/* Allocates residual power to ranked candidates, recording them in round
+ * d->round. Returns the power allocated. */
+static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_cand *c, size_t n,
+                       double power)
+{
+	double allocated = 0;
+	double *kw = malloc((n ? n : 1) * sizeof(double));
+	if (!kw)
+		return 0;
+	disp_rank(c, n);
+	size_t used = disp_fill(c, n, power, kw, &allocated);
+	for (size_t i = 0; i < used; i++) {
+		if (add_alloc(d, c[i].id, kw[i])) {
+			allocated -= kw[i];
+			continue;
+		}
+		d->pending++;
+		d->commanded++;
+	}
+	if (used)
+		v2g_counter_add(e->m_dispatched, disp_signal_name(d->type), (double)used);
+	free(kw);
+	return allocated;
+}
+
+static int in_dispatch(void *arg, const char *id)
+{
+	uint32_t idx;
+	return disp_strmap_get(&((struct dispatch *)arg)->by_vehicle, id, &idx);
+}
+
+static void remove_active(struct disp_engine *e, size_t i)
+{
+	e->active[i] = e->active[--e->nactive];
+	v2g_gauge_set(e->m_active, NULL, (double)e->nactive);
+}
+
+/* The one-line summary per dispatch (the documents' MonitorExecution). */
+static void monitor(struct disp_engine *e, struct dispatch *d, int64_t now_ms)
+{
+	double allocated, acked;
+	size_t nacked = 0, nrej = 0, nsilent = 0;
+	totals(d, &allocated, &acked);
+	for (size_t i = 0; i < d->n; i++) {
+		nacked += d->allocs[i].state == A_ACKED;
+		nrej += d->allocs[i].state == A_REJECTED;
+		nsilent += d->allocs[i].state == A_SILENT;
+	}
+	V2g__V1__DispatchStatus st = final_status(d, acked);
+	static const char *const names[] = { "pending", "complete", "partial", "failed" };
+	const char *type = disp_signal_name(d->type);
+	v2g_info("DISP-DONE",
+	         "dispatch=%s signal=%s type=%s status=%s target_kw=%.3f acked_kw=%.3f "
+	         "vehicles=%zu acked=%zu rejected=%zu silent=%zu rounds=%u duration_ms=%lld",
+	         d->id, d->signal_id, type, names[st], d->power_kw, acked, d->commanded, nacked, nrej,
+	         nsilent, d->round + 1, (long long)(now_ms - d->started_ms));
+	v2g_counter_inc(e->m_dispatches, names[st]);
+	v2g_gauge_set(e->m_ack_rate, type, d->commanded ? (double)nacked / (double)d->commanded : 0);
+	v2g_gauge_set(e->m_shortfall, type, acked < d->power_kw ? d->power_kw - acked : 0);
+}
+
+/* Ends the current round of d: releases and reallocates, or finishes.
+ * Returns 1 when the dispatch is over (the caller removes and frees it). */
+static int end_round(struct disp_engine *e, struct dispatch *d, int64_t now_ms, int64_t mono_ms,
+                     int may_reallocate)
+{
+	const char **released = NULL;
+	size_t nreleased = 0;
+	double residual = 0;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct alloc *a = &d->allocs[i];
+		if (a->state == A_PENDING) {
+			a->state = A_SILENT;
+			snprintf(a->reason, sizeof(a->reason), "timeout");
+		}
+		if ((a->state == A_REJECTED || a->state == A_SILENT) && !a->reallocated)
+			residual += a->power_kw;
+	}
+	d->pending = 0;
+	if (residual > KW_EPS) {
+		released = malloc(d->n * sizeof(*released));
+		for (size_t i = 0; released && i < d->n; i++) {
+			struct alloc *a = &d->allocs[i];
+			if ((a->state == A_REJECTED || a->state == A_SILENT) && !a->reallocated) {
+				a->reallocated = 1;
+				released[nreleased++] = a->vehicle_id;
+			}
+		}
+		v2g_counter_add(e->m_realloc, disp_signal_name(d->type), (double)nreleased);
+	}
+	double added = 0;
+	if (residual > KW_EPS && may_reallocate && (int)d->round < e->cfg.max_rounds) {
+		struct disp_cand *c = NULL;
+		struct disp_band band = e->cfg.band[d->type];
+		if (band.low < e->cfg.realloc_min_soc)
+			band.low = e->cfg.realloc_min_soc;
+		long n = disp_fleet_eligible(e->fleet, band, now_ms, e->cfg.max_state_age_ms, &c);
+		if (n > 0) {
+			size_t k = disp_filter(c, (size_t)n, e->cfg.realloc_min_soc, in_dispatch, d);
+			d->round++;
+			added = allocate(e, d, c, k, residual);
+			if (added <= KW_EPS)
+				d->round--;
+		}
+		free(c);
+		v2g_info("DISP-REALLOC", "dispatch=%s round=%u residual_kw=%.3f reallocated_kw=%.3f released=%zu",
+		         d->id, d->round, residual, added, nreleased);
+	}
+	emit_commands(e, d, released, nreleased, now_ms);
+	free(released);
+	if (added > KW_EPS) {
+		d->round_sent_ms = now_ms;
+		d->deadline_mono = mono_ms + e->cfg.ack_timeout_ms;
+		emit_decision(e, d, 0, now_ms);
+		return 0;
+	}
+	emit_decision(e, d, 1, now_ms);
+	monitor(e, d, now_ms);
+	return 1;
+}
+
+static int add_active(struct disp_engine *e, struct dispatch *d)
+{
+	if (e->nactive == e->cap) {
+		size_t ncap = e->cap ? e->cap * 2 : 16;
+		struct dispatch **na = realloc(e->active, ncap * sizeof(*na));
+		if (!na)
+			return V2G_ERR_NOMEM;
+		e->active = na;
+		e->cap = ncap;
+	}
+	e->active[e->nactive++] = d;
+	v2g_gauge_set(e->m_active, NULL, (double)e->nactive);
+	return V2G_OK;
+}
+
+int disp_engine_submit(struct disp_engine *e, const V2g__V1__Signal *sig, int64_t now_ms,
+                       int64_t mono_ms, char dispatch_id[37])
+{
+	struct disp_cand *c = NULL;
+	struct dispatch *d;
+
+	if (sig->type < 0 || sig->type > 2 || !(sig->power_kw > 0))
+		return V2G_ERR_INVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return V2G_ERR_NOMEM;
+	v2g_uuid(d->id);
+	snprintf(d->signal_id, sizeof(d->signal_id), "%s", sig->signal_id ? sig->signal_id : "");
+	snprintf(d->source, sizeof(d->source), "%s", sig->source ? sig->source : "");
+	d->type = sig->type;
+	d->power_kw = sig->power_kw;
+	d->duration_min = sig->duration_min;
+	d->signal_ts_ms = sig->timestamp_ms;
+	d->received_ms = sig->received_ms ? sig->received_ms : now_ms;
+	d->market_price = sig->market_price;
+	d->has_market_price = sig->has_market_price;
+	d->started_ms = now_ms;
+
+	long n = disp_fleet_eligible(e->fleet, e->cfg.band[d->type], now_ms, e->cfg.max_state_age_ms, &c);
+	if (n < 0) {
+		dispatch_free(d);
+		return V2G_ERR_NOMEM;
+	}
+	pthread_mutex_lock(&e->mu);
+	double allocated = allocate(e, d, c, (size_t)n, d->power_kw);
+	free(c);
+	memcpy(dispatch_id, d->id, 37);
+	v2g_info("DISP-START", "dispatch=%s signal=%s type=%s power_kw=%.3f eligible=%ld chosen=%zu allocated_kw=%.3f",
+	         d->id, d->signal_id, disp_signal_name(d->type), d->power_kw, n, d->n, allocated);
+	if (d->n == 0) {
+		v2g_warn("DISP-NO-VEHICLES", "dispatch=%s type=%s power_kw=%.3f: no eligible vehicle",
+		         d->id, disp_signal_name(d->type), d->power_kw);
+		emit_decision(e, d, 1, now_ms);
+		monitor(e, d, now_ms);
+		pthread_mutex_unlock(&e->mu);
+		dispatch_free(d);
+		return V2G_OK;
+	}
+	if (add_active(e, d)) {
+		pthread_mutex_unlock(&e->mu);
+		dispatch_free(d);
+		return V2G_ERR_NOMEM;
+	}
+	d->round_sent_ms = now_ms;
+	d->deadline_mono = mono_ms + e->cfg.ack_timeout_ms;
+	emit_commands(e, d, NULL, 0, now_ms);
+	emit_decision(e, d, 0, now_ms);
+	pthread_mutex_unlock(&e->mu);
+	return V2G_OK;
+}
+
+static struct dispatch *find(struct disp_engine *e, const char *id, size_t *pos)
+{
+	for (size_t i = 0; i < e->nactive; i++) {
+		if (!strcmp(e->active[i]->id, id)) {
+			*pos = i;
+			return e->active[i];
+		}
+	}
+	return NULL;
+}
+
+void disp_engine_acks(struct disp_engine *e, const V2g__V1__AckBatch *b, int64_t now_ms,
+                      int64_t mono_ms)
+{
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < b->n_acks; i++) {
+		const V2g__V1__Ack *ack = b->acks[i];
+		size_t pos;
+		uint32_t idx;
+		struct dispatch *d = ack->dispatch_id ? find(e, ack->dispatch_id, &pos) : NULL;
+		if (!d) {
+			v2g_counter_inc(e->m_ignored, "unknown_dispatch");
+			v2g_debug("DISP-ACK-UNKNOWN", "ack from %s for unknown or finished dispatch %s",
+			          ack->vehicle_id, ack->dispatch_id);
+			continue;
+		}
+		if (!ack->vehicle_id || !disp_strmap_get(&d->by_vehicle, ack->vehicle_id, &idx)) {
+			v2g_counter_inc(e->m_ignored, "unknown_vehicle");
+			continue;
+		}
+		struct alloc *a = &d->allocs[idx];
+		if (a->state != A_PENDING) {
+			v2g_counter_inc(e->m_ignored, a->state == A_SILENT ? "late" : "duplicate");
+			continue;
+		}
+		int64_t at = ack->received_ms ? ack->received_ms : now_ms;
+		a->acked_ms = at;
+		if (ack->accepted) {
+			a->state = A_ACKED;
+			v2g_histogram_observe(e->m_latency, disp_signal_name(d->type),
+			                      (double)(at - d->round_sent_ms) / 1000.0);
+		} else {
+			a->state = A_REJECTED;
+			snprintf(a->reason, sizeof(a->reason), "%s",
+			         ack->reason && *ack->reason ? ack->reason : "rejected");
+		}
+		if (d->pending)
+			d->pending--;
+		if (d->pending == 0 && end_round(e, d, now_ms, mono_ms, 1)) {
+			remove_active(e, pos);
+			dispatch_free(d);
+		}
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+void disp_engine_published(struct disp_engine *e, const V2g__V1__PublishReport *r)
+{
+	size_t pos;
+	pthread_mutex_lock(&e->mu);
+	struct dispatch *d = r->dispatch_id ? find(e, r->dispatch_id, &pos) : NULL;
+	if (d) {
+		d->last_published_ms = r->last_published_ms;
+		double s = (double)(r->last_published_ms - d->received_ms) / 1000.0;
+		if (s >= 0)
+			v2g_histogram_observe(e->m_publish_latency, disp_signal_name(d->type), s);
+		v2g_info("DISP-PUBLISHED", "dispatch=%s published=%u failed=%u signal_to_last_command_ms=%lld",
+		         d->id, r->published, r->failed,
+		         (long long)(r->last_published_ms - d->received_ms));
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+void disp_engine_tick(struct disp_engine *e, int64_t now_ms, int64_t mono_ms)
+{
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < e->nactive;) {
+		struct dispatch *d = e->active[i];
+		if (mono_ms >= d->deadline_mono && end_round(e, d, now_ms, mono_ms, 1)) {
+			remove_active(e, i);
+			dispatch_free(d);
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+void disp_engine_finish_all(struct disp_engine *e, int64_t now_ms)
+{
+	pthread_mutex_lock(&e->mu);
+	while (e->nactive) {
+		struct dispatch *d = e->active[0];
+		end_round(e, d, now_ms, 0, 0);
+		remove_active(e, 0);
+		dispatch_free(d);
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+size_t disp_engine_active(struct disp_engine *e)
+{
+	pthread_mutex_lock(&e->mu);
+	size_t n = e->nactive;
+	pthread_mutex_unlock(&e->mu);
+	return n;
+}

@@ -1,0 +1,60 @@
+/* The dispatch engine's view of the fleet: the latest state of every vehicle
+ * seen on the telemetry bus. Records live in fixed chunks, so a vehicle's
+ * record (and its id) never moves and is never freed while the fleet lives.
+ * Thread-safe: one writer (telemetry) and many readers. */
+#ifndef DISP_FLEET_H
+#define DISP_FLEET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "v2g/v1/vehicle.pb-c.h"
+
+#define DISP_ID_MAX 64
+
+struct disp_vehicle {
+	char id[DISP_ID_MAX + 1];
+	uint8_t available;
+	int32_t priority;
+	float soc, max_power_kw, tariff, battery_kwh, power_kw;
+	uint16_t site, segment, fleet, cluster; /* interned, see disp_fleet_name */
+	int64_t ts_ms;                          /* state time (payload ts or receive time) */
+};
+
+/* A vehicle that may be chosen, copied out of the fleet under its lock. */
+struct disp_cand {
+	const char *id; /* points into the fleet's record: stable */
+	float soc, max_kw, tariff;
+	int32_t priority;
+	uint16_t site;
+};
+
+/* SoC eligibility band for one signal type. */
+struct disp_band {
+	double low, high;
+};
+
+struct disp_fleet;
+
+struct disp_fleet *disp_fleet_new(void);
+void disp_fleet_free(struct disp_fleet *f);
+
+/* Applies one state; ignores states older than the one held and ids that are
+ * empty or too long (returns V2G_ERR_INVAL). */
+int disp_fleet_update(struct disp_fleet *f, const V2g__V1__VehicleState *s);
+
+size_t disp_fleet_size(struct disp_fleet *f);
+
+/* Copies into *out (malloc'd, caller frees) every vehicle that is available,
+ * has max power > 0, a state no older than max_age_ms at now_ms, and SoC in
+ * [band.low, band.high]. Returns the count, or -1 when out of memory. */
+long disp_fleet_eligible(struct disp_fleet *f, struct disp_band band, int64_t now_ms,
+                         int64_t max_age_ms, struct disp_cand **out);
+
+/* Copies the record of id; returns 0 when found, V2G_ERR_NOTFOUND otherwise. */
+int disp_fleet_get(struct disp_fleet *f, const char *id, struct disp_vehicle *out);
+
+/* Name of an interned site/segment/fleet/cluster index ("" for 0). */
+const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx);
+
+#endif

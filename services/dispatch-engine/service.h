@@ -1,0 +1,34 @@
+/* Wiring of the dispatch engine to the bus: the signal REP server, the
+ * telemetry subscriber, the ack/report puller, the timer, and the PUSH
+ * sockets to the gateway and the store. */
+#ifndef DISP_SERVICE_H
+#define DISP_SERVICE_H
+
+#include "engine.h"
+#include "v2g/service.h"
+
+struct disp_settings {
+	int ack_timeout_seconds;
+	int max_rounds;
+	int max_state_age_seconds;
+	double realloc_min_soc;
+	double band[3][2]; /* [type][low, high] */
+};
+
+extern const struct v2g_cfg_item disp_settings_items[];
+extern const size_t disp_settings_n;
+
+/* Checks what the table cannot (low < high per band); writes one line. */
+int disp_settings_check(const struct disp_settings *s, char *err, size_t len);
+void disp_settings_to_config(const struct disp_settings *s, struct disp_config *cfg);
+
+struct disp_service;
+
+/* Opens the bus, starts the threads. Returns 0 or a v2g error (logged). */
+int disp_service_start(struct disp_service **out, struct v2g_service *svc,
+                       const struct disp_config *cfg);
+/* Stops taking signals, waits up to drain_ms for active dispatches, finishes
+ * the rest, flushes decisions, stops the threads. */
+void disp_service_stop(struct disp_service *s, int drain_ms);
+
+#endif
