@@ -1,0 +1,361 @@
+/* Selection, allocation, ack handling and reallocation rules of the v1
+ * dispatch document, driven with a fake clock. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness/harness.h"
+#include "../../services/dispatch-engine/engine.h"
+#include "../../services/dispatch-engine/select.h"
+
+#define NOW 1800000000000LL
+
+/* What the engine sent, captured. */
+static struct {
+	int batches;
+	char id[37];
+	struct { char vid[65]; double kw; } cmd[256];
+	int ncmd;          /* commands of the last batch */
+	int decisions;
+	int last_status;
+	double last_acked, last_allocated, last_shortfall;
+	size_t last_nalloc;
+	int last_rejected, last_reallocated;
+} out;
+
+static void cap_commands(void *arg, V2g__V1__CommandBatch *b)
+{
+	(void)arg;
+	out.batches++;
+	snprintf(out.id, sizeof(out.id), "%s", b->dispatch_id);
+	out.ncmd = 0;
+	for (size_t i = 0; i < b->n_commands && i < 256; i++) {
+		snprintf(out.cmd[i].vid, sizeof(out.cmd[i].vid), "%s", b->commands[i]->vehicle_id);
+		out.cmd[i].kw = b->commands[i]->power_kw;
+		out.ncmd++;
+	}
+}
+
+static void cap_decision(void *arg, V2g__V1__DispatchDecision *d)
+{
+	(void)arg;
+	out.decisions++;
+	out.last_status = d->status;
+	out.last_acked = d->acked_power_kw;
+	out.last_allocated = d->allocated_power_kw;
+	out.last_shortfall = d->shortfall_kw;
+	out.last_nalloc = d->n_allocations;
+	out.last_rejected = out.last_reallocated = 0;
+	for (size_t i = 0; i < d->n_allocations; i++) {
+		out.last_rejected += d->allocations[i]->rejected;
+		out.last_reallocated += d->allocations[i]->reallocated;
+	}
+}
+
+static void add(struct disp_fleet *f, const char *id, double soc, double max, int avail, int prio,
+                double tariff, long long age_ms)
+{
+	V2g__V1__VehicleState s = V2G__V1__VEHICLE_STATE__INIT;
+	s.vehicle_id = (char *)id;
+	s.soc = soc;
+	s.max_power_kw = max;
+	s.available = avail;
+	s.priority = prio;
+	s.tariff = tariff;
+	s.ts_ms = NOW - age_ms;
+	CHECK_INT(disp_fleet_update(f, &s), 0);
+}
+
+static struct disp_config config(void)
+{
+	struct disp_config c = { .ack_timeout_ms = 5000, .max_rounds = 3,
+		                 .max_state_age_ms = 300000, .realloc_min_soc = 20 };
+	c.band[0] = (struct disp_band){ 20, 100 };
+	c.band[1] = (struct disp_band){ 20, 100 };
+	c.band[2] = (struct disp_band){ 10, 100 };
+	return c;
+}
+
+static struct disp_engine *engine(struct disp_fleet *f)
+{
+	struct disp_config c = config();
+	struct disp_engine_ops ops = { cap_commands, cap_decision, NULL };
+	memset(&out, 0, sizeof(out));
+	return disp_engine_new(&c, f, &ops);
+}
+
+static char *submit(struct disp_engine *e, int type, double kw)
+{
+	static char id[37];
+	V2g__V1__Signal s = V2G__V1__SIGNAL__INIT;
+	s.signal_id = "sig";
+	s.type = (V2g__V1__SignalType)type;
+	s.power_kw = kw;
+	s.duration_min = 15;
+	CHECK_INT(disp_engine_submit(e, &s, NOW, 0, id), 0);
+	return id;
+}
+
+static void ack(struct disp_engine *e, const char *dispatch, const char *vid, int accepted,
+                long long mono)
+{
+	V2g__V1__Ack a = V2G__V1__ACK__INIT, *ap = &a;
+	V2g__V1__AckBatch b = V2G__V1__ACK_BATCH__INIT;
+	a.vehicle_id = (char *)vid;
+	a.dispatch_id = (char *)dispatch;
+	a.accepted = accepted;
+	a.reason = accepted ? "" : "user_override";
+	b.n_acks = 1;
+	b.acks = &ap;
+	disp_engine_acks(e, &b, NOW + mono, mono);
+}
+
+static double cmd_kw(const char *vid)
+{
+	for (int i = 0; i < out.ncmd; i++) {
+		if (!strcmp(out.cmd[i].vid, vid))
+			return out.cmd[i].kw;
+	}
+	return -1;
+}
+
+/* Higher priority first, then higher SoC, then lower tariff; each up to its max. */
+static void test_preference_order(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "low-prio", 90, 10, 1, 1, 0.10, 0);
+	add(f, "hi-prio-lowsoc", 50, 10, 1, 9, 0.30, 0);
+	add(f, "hi-prio-hisoc", 80, 10, 1, 9, 0.30, 0);
+	add(f, "hi-prio-hisoc-cheap", 80, 10, 1, 9, 0.10, 0);
+	struct disp_engine *e = engine(f);
+	submit(e, 0, 25);
+	CHECK_INT(out.ncmd, 3);
+	CHECK_STR(out.cmd[0].vid, "hi-prio-hisoc-cheap");
+	CHECK_STR(out.cmd[1].vid, "hi-prio-hisoc");
+	CHECK_STR(out.cmd[2].vid, "hi-prio-lowsoc");
+	CHECK_NEAR(out.cmd[0].kw, 10, 1e-9);
+	CHECK_NEAR(out.cmd[2].kw, 5, 1e-9);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PENDING);
+	CHECK_NEAR(out.last_allocated, 25, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Unavailable, stale and out-of-band vehicles are never chosen. */
+static void test_eligibility(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "ok", 50, 7, 1, 1, 0.2, 0);
+	add(f, "unavailable", 90, 7, 0, 9, 0.1, 0);
+	add(f, "stale", 90, 7, 1, 9, 0.1, 301000);
+	add(f, "too-low-fcr", 15, 7, 1, 9, 0.1, 0);
+	add(f, "zero-max", 90, 0, 1, 9, 0.1, 0);
+	struct disp_engine *e = engine(f);
+	submit(e, 0, 100);
+	CHECK_INT(out.ncmd, 1);
+	CHECK_STR(out.cmd[0].vid, "ok");
+	/* load shedding's band starts at 10%: the 15% vehicle is eligible there */
+	submit(e, 2, 100);
+	CHECK(cmd_kw("too-low-fcr") > 0);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* All accept: complete as soon as the last ack arrives. */
+static void test_all_acked_complete(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "a", 80, 11, 1, 5, 0.1, 0);
+	add(f, "b", 70, 11, 1, 5, 0.1, 0);
+	struct disp_engine *e = engine(f);
+	char *id = submit(e, 0, 15);
+	ack(e, id, "a", 1, 100);
+	CHECK_INT(disp_engine_active(e), 1);
+	ack(e, id, "b", 1, 200);
+	CHECK_INT(disp_engine_active(e), 0);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE);
+	CHECK_NEAR(out.last_acked, 15, 1e-9);
+	CHECK_NEAR(out.last_shortfall, 0, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* A reject and a silent vehicle: released with power 0 and their power goes
+ * to fresh vehicles, skipping SoC < 20%, under the same dispatch id. */
+static void test_reallocation(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "r", 90, 10, 1, 9, 0.1, 0);       /* rejects */
+	add(f, "s", 85, 10, 1, 9, 0.1, 0);       /* silent */
+	add(f, "k", 80, 10, 1, 9, 0.1, 0);       /* accepts */
+	add(f, "spare1", 60, 7, 1, 1, 0.1, 0);
+	add(f, "spare2", 50, 22, 1, 1, 0.1, 0);
+	struct disp_engine *e = engine(f);
+	char *id = submit(e, 0, 30);
+	CHECK_INT(out.ncmd, 3);
+	ack(e, id, "r", 0, 100);
+	ack(e, id, "k", 1, 150);
+	disp_engine_tick(e, NOW + 4000, 4000); /* not yet */
+	CHECK_INT(out.batches, 1);
+	disp_engine_tick(e, NOW + 5000, 5000);
+	CHECK_INT(out.batches, 2);
+	CHECK_STR(out.id, id);
+	CHECK_NEAR(cmd_kw("r"), 0, 1e-9);
+	CHECK_NEAR(cmd_kw("s"), 0, 1e-9);
+	CHECK_NEAR(cmd_kw("spare1"), 7, 1e-9);
+	CHECK_NEAR(cmd_kw("spare2"), 13, 1e-9);
+	CHECK_NEAR(cmd_kw("k"), -1, 1e-9); /* an acked vehicle is left alone */
+	ack(e, id, "spare1", 1, 5100);
+	ack(e, id, "spare2", 1, 5200);
+	CHECK_INT(disp_engine_active(e), 0);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE);
+	CHECK_NEAR(out.last_acked, 30, 1e-9);
+	CHECK_NEAR(out.last_allocated, 30, 1e-9);
+	CHECK_INT(out.last_nalloc, 5);
+	CHECK_INT(out.last_rejected, 1);
+	CHECK_INT(out.last_reallocated, 2);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Reallocation never uses a vehicle below 20% even where the band allows it. */
+static void test_reallocation_skips_low_soc(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "first", 90, 10, 1, 9, 0.1, 0);
+	add(f, "low", 15, 50, 1, 1, 0.1, 0); /* eligible for load shedding (>= 10) */
+	struct disp_engine *e = engine(f);
+	char *id = submit(e, 2, 10);
+	CHECK_INT(out.ncmd, 1);
+	ack(e, id, "first", 0, 10);
+	CHECK_INT(out.batches, 2); /* the release only */
+	CHECK_INT(out.ncmd, 1);
+	CHECK_NEAR(cmd_kw("first"), 0, 1e-9);
+	CHECK_INT(disp_engine_active(e), 0);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_FAILED);
+	CHECK_NEAR(out.last_shortfall, 10, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Not enough fleet: partial with the shortfall. */
+static void test_partial(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "a", 80, 7, 1, 5, 0.1, 0);
+	struct disp_engine *e = engine(f);
+	char *id = submit(e, 1, 20);
+	CHECK_NEAR(cmd_kw("a"), 7, 1e-9);
+	ack(e, id, "a", 1, 10);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PARTIAL);
+	CHECK_NEAR(out.last_shortfall, 13, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* No eligible vehicle: a failed decision at once, no command. */
+static void test_no_vehicle(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	struct disp_engine *e = engine(f);
+	submit(e, 0, 20);
+	CHECK_INT(out.batches, 0);
+	CHECK_INT(out.decisions, 1);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_FAILED);
+	CHECK_INT(disp_engine_active(e), 0);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Unknown dispatches, unknown vehicles, duplicates and late acks change nothing. */
+static void test_stray_acks(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "a", 80, 10, 1, 5, 0.1, 0);
+	add(f, "b", 80, 10, 1, 4, 0.1, 0);
+	struct disp_engine *e = engine(f);
+	char *id = submit(e, 0, 20);
+	ack(e, "no-such-dispatch", "a", 1, 10);
+	ack(e, id, "stranger", 1, 10);
+	ack(e, id, "a", 1, 20);
+	ack(e, id, "a", 0, 30); /* duplicate: ignored */
+	CHECK_INT(disp_engine_active(e), 1);
+	ack(e, id, "b", 1, 40);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE);
+	ack(e, id, "b", 0, 50); /* after the end: ignored */
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Reallocation stops after max_rounds; an older state never replaces a newer one. */
+static void test_rounds_bounded_and_stale_updates(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	char id[16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "v%d", i);
+		add(f, id, 90 - i, 5, 1, 5, 0.1, 0);
+	}
+	add(f, "v0", 10, 5, 0, 5, 0.1, 1000); /* older: ignored */
+	struct disp_vehicle v;
+	CHECK_INT(disp_fleet_get(f, "v0", &v), 0);
+	CHECK_INT(v.available, 1);
+	struct disp_engine *e = engine(f);
+	submit(e, 0, 5);
+	for (int r = 1; r <= 5; r++)
+		disp_engine_tick(e, NOW + r * 5000, r * 5000); /* nobody ever answers */
+	CHECK_INT(disp_engine_active(e), 0);
+	CHECK_INT(out.batches, 5); /* first + 3 reallocations + the last release */
+	CHECK_INT(out.last_nalloc, 4);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_FAILED);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Random fleets: the sum meets the request or the fleet's capacity, nobody
+ * above their max, same input -> same output. */
+static void test_fill_properties(void)
+{
+	unsigned seed = 7;
+	for (int iter = 0; iter < 2000; iter++) {
+		size_t n = (size_t)(rand_r(&seed) % 50);
+		struct disp_cand c[50], c2[50];
+		char ids[50][8];
+		double kw[50], kw2[50], cap = 0, got, got2;
+		for (size_t i = 0; i < n; i++) {
+			snprintf(ids[i], sizeof(ids[i]), "v%zu", i);
+			c[i] = (struct disp_cand){ ids[i], (float)(rand_r(&seed) % 101),
+				                   (float)(1 + rand_r(&seed) % 22), 0.1f * (float)(rand_r(&seed) % 3),
+				                   rand_r(&seed) % 4, 0 };
+			cap += c[i].max_kw;
+		}
+		memcpy(c2, c, sizeof(c));
+		double want = (double)(rand_r(&seed) % 300) + 0.5;
+		disp_rank(c, n);
+		size_t used = disp_fill(c, n, want, kw, &got);
+		double sum = 0;
+		for (size_t i = 0; i < used; i++) {
+			CHECK(kw[i] <= c[i].max_kw + 1e-9 && kw[i] > 0);
+			sum += kw[i];
+		}
+		CHECK_NEAR(sum, got, 1e-6);
+		CHECK_NEAR(got, want < cap ? want : cap, 1e-6);
+		disp_rank(c2, n);
+		size_t used2 = disp_fill(c2, n, want, kw2, &got2);
+		CHECK_INT(used2, used);
+		for (size_t i = 0; i < used; i++)
+			CHECK(!strcmp(c[i].id, c2[i].id) && kw[i] == kw2[i]);
+	}
+}
+
+int main(void)
+{
+	static const struct harness_case cases[] = {
+		HCASE(test_preference_order), HCASE(test_eligibility), HCASE(test_all_acked_complete),
+		HCASE(test_reallocation), HCASE(test_reallocation_skips_low_soc), HCASE(test_partial),
+		HCASE(test_no_vehicle), HCASE(test_stray_acks),
+		HCASE(test_rounds_bounded_and_stale_updates), HCASE(test_fill_properties),
+	};
+	return harness_main("dispatch-engine", cases, HARNESS_N(cases));
+}
