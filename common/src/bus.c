@@ -192,8 +192,10 @@ int v2g_bus_client_open(struct v2g_bus_client **out, const char *url)
 		return map_nng(rv);
 	}
 	tune(c->sock);
-	/* A request lost to a peer restart is resent after this long. */
-	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, 1000);
+	/* Never resend: a resent slow request would run twice (one signal, two
+	 * dispatches). A request lost to a peer restart times out instead and
+	 * the caller answers 503. */
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		v2g_error("BUS-OPEN", "dial %s: %s", url, nng_strerror(rv));
 		nng_close(c->sock);

@@ -114,6 +114,11 @@ static int store_text(const struct v2g_cfg_item *it, const char *text, void *out
 		if (strlen(text) > max)
 			return fail(err, errlen, "%s: longer than %zu characters (from %s)", it->path,
 			            max, origin);
+		if (it->min >= 1 && *text == '\0')
+			return fail(err, errlen, "%s: must not be empty (from %s)", it->path, origin);
+		if (it->min > 1 && strlen(text) < (size_t)it->min)
+			return fail(err, errlen, "%s: must be at least %g characters long (from %s)",
+			            it->path, it->min, origin);
 		char *copy = strdup(text);
 		if (!copy)
 			return fail(err, errlen, "%s: out of memory", it->path);

@@ -65,10 +65,11 @@ int v2g_health_add(struct v2g_health *h, const char *name, int critical, v2g_hea
 		c->fn = fn;
 		c->arg = arg;
 		c->ok = 0;
-		snprintf(c->detail, sizeof(c->detail), "not yet checked");
+		snprintf(c->detail, sizeof(c->detail), fn ? "not yet checked" : "not yet reported");
 	}
 	pthread_mutex_unlock(&h->mu);
-	v2g_gauge_set(h->m_up, name, 0);
+	if (rc == V2G_OK)
+		v2g_gauge_set(h->m_up, name, 0);
 	return rc;
 }
 

@@ -36,23 +36,35 @@ static const char *reason(int status)
 	return "Status";
 }
 
-void v2g_http_send(struct mg_connection *c, int status, const char *ctype, const char *body,
-                   size_t len)
+void v2g_http_send_hdr(struct mg_connection *c, int status, const char *ctype,
+                       const char *headers, const char *body, size_t len)
 {
 	mg_printf(c,
 	          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	          "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-	          status, reason(status), ctype, len);
+	          "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+	          status, reason(status), ctype, len, headers ? headers : "");
 	if (len)
 		mg_write(c, body, len);
 }
 
+void v2g_http_send(struct mg_connection *c, int status, const char *ctype, const char *body,
+                   size_t len)
+{
+	v2g_http_send_hdr(c, status, ctype, NULL, body, len);
+}
+
 void v2g_http_error(struct mg_connection *c, int status, const char *msg)
+{
+	v2g_http_error_hdr(c, status, NULL, msg);
+}
+
+void v2g_http_error_hdr(struct mg_connection *c, int status, const char *headers,
+                        const char *msg)
 {
 	json_t *o = json_pack("{s:s}", "error", msg ? msg : reason(status));
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (s)
-		v2g_http_send(c, status, "application/json", s, strlen(s));
+		v2g_http_send_hdr(c, status, "application/json", headers, s, strlen(s));
 	else
 		v2g_http_send(c, 500, "application/json", "{\"error\":\"internal\"}", 20);
 	free(s);
@@ -102,6 +114,14 @@ static int metrics_handler(struct mg_connection *c, void *cb)
 	return 200;
 }
 
+/* civetweb's own refusals (bad request line, oversized headers, …) in our
+ * JSON error shape. */
+static int http_error(struct mg_connection *c, int status, const char *msg)
+{
+	v2g_http_error(c, status, msg && *msg ? msg : reason(status));
+	return 0;
+}
+
 static int log_message(const struct mg_connection *c, const char *msg)
 {
 	(void)c;
@@ -129,6 +149,7 @@ int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port,
 		               NULL };
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.log_message = log_message;
+	cbs.http_error = http_error;
 	mg_init_library(0);
 	h->ctx = mg_start(&cbs, h, opts);
 	if (!h->ctx) {

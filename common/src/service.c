@@ -42,6 +42,12 @@ static const struct v2g_cfg_item common_items[] = {
 #define N_COMMON (sizeof(common_items) / sizeof(common_items[0]))
 
 static volatile sig_atomic_t running = 1;
+static v2g_cfg_check_fn cfg_check;
+
+void v2g_service_set_check(v2g_cfg_check_fn fn)
+{
+	cfg_check = fn;
+}
 static sigset_t stop_set;
 
 int v2g_running(void)
@@ -130,6 +136,10 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
 	if (strcmp(svc->common.log_format, "text") && strcmp(svc->common.log_format, "json")) {
 		fprintf(stderr, "v2g-%s: config: logging.format: must be text or json, got \"%s\"\n",
 		        name, svc->common.log_format);
+		exit(2);
+	}
+	if (cfg_check && cfg_check(cfg, err, sizeof(err))) {
+		fprintf(stderr, "v2g-%s: config: %s\n", name, err);
 		exit(2);
 	}
 	if (check_only) {

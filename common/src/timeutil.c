@@ -96,13 +96,15 @@ int v2g_time_parse(const char *s, int64_t *ms)
 	tm.tm_mday = d;
 	tm.tm_hour = h;
 	tm.tm_min = mi;
-	tm.tm_sec = se;
+	tm.tm_sec = se == 60 ? 59 : se; /* a leap second must not excuse the date */
 	time_t t = timegm(&tm);
 	/* timegm normalises 31 February into March: refuse such dates. */
 	struct tm back;
 	gmtime_r(&t, &back);
-	if (back.tm_mday != d && se != 60)
+	if (back.tm_mday != d)
 		return V2G_ERR_INVAL;
+	if (se == 60)
+		t++; /* 23:59:60 reads as the next second */
 	*ms = ((int64_t)t - (int64_t)off * 60) * 1000 + frac_ms;
 	return V2G_OK;
 }

@@ -16,7 +16,7 @@ enum v2g_cfg_type {
 	V2G_CFG_INT,    /* int field; bounds min..max */
 	V2G_CFG_DOUBLE, /* double field; bounds min..max */
 	V2G_CFG_BOOL,   /* int field, 0 or 1; "true/false/yes/no/1/0" in env */
-	V2G_CFG_STRING, /* char * field, heap copy; max = max length (0: 4096) */
+	V2G_CFG_STRING, /* char * field, heap copy; length min..max (max 0: 4096) */
 };
 
 struct v2g_cfg_item {

@@ -21,7 +21,13 @@ struct mg_context *v2g_httpd_ctx(struct v2g_httpd *h);
 /* Helpers for handlers: send a complete response. */
 void v2g_http_send(struct mg_connection *c, int status, const char *ctype,
                    const char *body, size_t len);
-/* {"error": msg} with the given status. */
+/* The same with extra header lines (each ending "\r\n"), e.g.
+ * "Retry-After: 1\r\n"; headers may be NULL. */
+void v2g_http_send_hdr(struct mg_connection *c, int status, const char *ctype,
+                       const char *headers, const char *body, size_t len);
+/* {"error": msg} with the given status (and extra header lines). */
 void v2g_http_error(struct mg_connection *c, int status, const char *msg);
+void v2g_http_error_hdr(struct mg_connection *c, int status, const char *headers,
+                        const char *msg);
 
 #endif
