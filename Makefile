@@ -8,7 +8,7 @@ SHELL := /bin/bash
 
 ifeq ($(SAN),1)
 BUILD ?= build/san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 else ifeq ($(COV),1)
 BUILD ?= build/cov
 SANFLAGS := --coverage

@@ -70,8 +70,12 @@ int v2g_bus_open(nng_socket *s, enum v2g_bus_kind kind, const char *url, int lis
 		nng_socket_set(*s, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 	if (kind == V2G_BUS_PUSH || kind == V2G_BUS_PUB)
 		nng_socket_set_int(*s, NNG_OPT_SENDBUF, 1024);
-	if (kind == V2G_BUS_PULL || kind == V2G_BUS_SUB)
+	/* Pull carries what must arrive; a lagging subscriber may drop telemetry
+	 * rather than hold gigabytes of batches. */
+	if (kind == V2G_BUS_PULL)
 		nng_socket_set_int(*s, NNG_OPT_RECVBUF, 1024);
+	if (kind == V2G_BUS_SUB)
+		nng_socket_set_int(*s, NNG_OPT_RECVBUF, 64);
 	rv = listen ? nng_listen(*s, url, NULL, 0) : nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK);
 	if (rv) {
 		v2g_error("BUS-OPEN", "%s %s: %s", listen ? "listen" : "dial", url, nng_strerror(rv));
@@ -192,9 +196,9 @@ int v2g_bus_client_open(struct v2g_bus_client **out, const char *url)
 		return map_nng(rv);
 	}
 	tune(c->sock);
-	/* Never resend: a resent slow request would run twice (one signal, two
-	 * dispatches). A request lost to a peer restart times out instead and
-	 * the caller answers 503. */
+	/* No timed resend: a resent slow request would run twice (one signal,
+	 * two dispatches). nng still resends a request whose connection dropped,
+	 * once a new one is up. */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		v2g_error("BUS-OPEN", "dial %s: %s", url, nng_strerror(rv));

@@ -1,5 +1,6 @@
 #include "v2g/metrics.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +122,7 @@ static struct series *series_get(struct v2g_metric *m, const char *lv)
 
 void v2g_counter_add(struct v2g_metric *m, const char *lv, double v)
 {
-	if (!m || v < 0)
+	if (!m || !isfinite(v) || v < 0) /* one NaN would poison it for good */
 		return;
 	pthread_mutex_lock(&m->mu);
 	series_get(m, lv)->value += v;
@@ -148,7 +149,7 @@ void v2g_gauge_add(struct v2g_metric *m, const char *lv, double v)
 
 void v2g_histogram_observe(struct v2g_metric *m, const char *lv, double v)
 {
-	if (!m)
+	if (!m || !isfinite(v)) /* a NaN or infinite sum would stay so for good */
 		return;
 	pthread_mutex_lock(&m->mu);
 	struct series *s = series_get(m, lv);
@@ -205,6 +206,18 @@ static void bprintf(struct buf *b, const char *fmt, ...)
 		b->p = np;
 		b->cap = ncap;
 	}
+}
+
+/* Shortest "%g" that reads back as exactly v (a bucket bound of 1048576
+ * must not become le="1.04858e+06"). */
+static void fmt_exact(char *buf, size_t len, double v)
+{
+	for (int prec = 6; prec < 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+	snprintf(buf, len, "%.17g", v);
 }
 
 /* Label value escaped per the exposition format. */
@@ -265,7 +278,7 @@ char *v2g_metrics_render(void)
 			char le[64];
 			for (size_t i = 0; i < m->nbounds; i++) {
 				cum += s->buckets[i];
-				snprintf(le, sizeof(le), "%g", m->bounds[i]);
+				fmt_exact(le, sizeof(le), m->bounds[i]);
 				bprintf(&b, "%s_bucket", m->name);
 				put_labels(&b, m, s, le);
 				bprintf(&b, " %llu\n", cum);

@@ -111,8 +111,13 @@ int v2g_time_parse(const char *s, int64_t *ms)
 
 void v2g_time_format(int64_t ms, char *buf, size_t len)
 {
-	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int frac = (int)(ms - (int64_t)t * 1000);
+	/* floor division without overflow, even for INT64_MIN */
+	time_t t = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) {
+		frac += 1000;
+		t--;
+	}
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,

@@ -321,7 +321,7 @@ static void test_fill_properties(void)
 	for (int iter = 0; iter < 2000; iter++) {
 		size_t n = (size_t)(rand_r(&seed) % 50);
 		struct disp_cand c[50], c2[50];
-		char ids[50][8];
+		char ids[50][24];
 		double kw[50], kw2[50], cap = 0, got, got2;
 		for (size_t i = 0; i < n; i++) {
 			snprintf(ids[i], sizeof(ids[i]), "v%zu", i);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make bench: start a stack of its own (run directory build/bench-run, a
+# simulated fleet of BENCH_FLEET vehicles, default 10000), run the benchmark
+# binary against it, print its table, and always stop the stack.
+#
+# Environment: BIN_DIR (default build/bin), BENCH_FLEET, FLEET_SIM_ARGS and any
+# K_* override (passed to the stack, see stack.sh). Arguments given to this
+# script go to v2g-bench-slice after the standard ones.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+
+BIN_DIR=${BIN_DIR:-build/bin}
+[[ "$BIN_DIR" == /* ]] || BIN_DIR=$PWD/$BIN_DIR
+N=${BENCH_FLEET:-10000}
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_FLEET must be a positive number, got '$N'" >&2; exit 1; }
+BENCH=$BIN_DIR/v2g-bench-slice
+if [[ ! -x "$BENCH" ]]; then
+    echo "bench: missing $BENCH (run make; the benchmark tool is built with the services)" >&2
+    exit 1
+fi
+
+export BIN_DIR
+export RUN_DIR=$REPO_ROOT/build/bench-run
+STACK=$SCRIPT_DIR/stack.sh
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+stop_stack() {
+    "$STACK" down >/dev/null 2>&1 || echo "bench: stack.sh down failed; see $RUN_DIR" >&2
+}
+trap stop_stack EXIT
+trap 'exit 130' INT TERM
+
+# A stack left over in the bench directory (killed run) goes first.
+"$STACK" down >/dev/null 2>&1 || true
+echo "bench: starting a stack with $N simulated vehicles"
+FLEET=$N "$STACK" up
+
+# shellcheck source=/dev/null
+. "$RUN_DIR/stack.env"
+rc=0
+"$BENCH" --api "$V2G_API_URL" --token "$V2G_API_TOKEN" \
+    --mqtt-host 127.0.0.1 --mqtt-port "$V2G_MQTT_PORT" --vehicles "$N" "$@" || rc=$?
+echo "bench: stopping the stack"
+exit $rc
