@@ -193,7 +193,6 @@ print_summary() {
     local stop="make down"
     [[ "$RUN_DIR" == "$REPO_ROOT/.run" ]] || stop="make down RUN_DIR=$RUN_DIR"
     echo "stack: API        $V2G_API_URL  (token $V2G_API_TOKEN)"
-    echo "stack: dashboard  $V2G_API_URL/"
     echo "stack: MQTT       $V2G_MQTT_HOST:$V2G_MQTT_PORT"
     echo "stack: PostgreSQL $V2G_PG_DSN"
     echo "stack: InfluxDB   $V2G_INFLUX_URL (db $V2G_INFLUX_DB)"
