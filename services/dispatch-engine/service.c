@@ -34,7 +34,7 @@ const struct v2g_cfg_item disp_settings_items[] = {
 };
 const size_t disp_settings_n = sizeof(disp_settings_items) / sizeof(disp_settings_items[0]);
 
-int disp_settings_check(const void *settings, char *err, size_t len)
+int disp_settings_check(void *settings, char *err, size_t len)
 {
 	const struct disp_settings *s = settings;
 	static const char *const keys[] = { "fcr", "afrr", "load_shedding" };

@@ -21,7 +21,7 @@ static int ready(void *arg)
 }
 
 /* postgres.dsn must parse as a libpq connection string. */
-static int check_settings(const void *settings, char *err, size_t len)
+static int check_settings(void *settings, char *err, size_t len)
 {
 	const struct store_cfg *c = settings;
 	char why[200];

@@ -59,9 +59,10 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
                       int default_port, int argc, char **argv,
                       const struct v2g_cfg_item *items, size_t n, void *cfg);
 
-/* Checks what a settings table cannot express (e.g. low < high). Writes one
- * line into err and returns non-zero to refuse the configuration. */
-typedef int (*v2g_cfg_check_fn)(const void *cfg, char *err, size_t len);
+/* Checks what a settings table cannot express (e.g. low < high) and may
+ * fill derived fields. Writes one line into err and returns non-zero to
+ * refuse the configuration. */
+typedef int (*v2g_cfg_check_fn)(void *cfg, char *err, size_t len);
 
 /* Registers the service's check; call before v2g_service_init, which runs it
  * after loading (also under -n) and exits 2 with the line on failure. */

@@ -1,0 +1,39 @@
+/* The vehicle gateway: MQTT edge <-> bus wiring.
+ *
+ * Threads: paho's (decode and enqueue only), telemetry (TelemetryBatch on
+ * bus.telemetry every telemetry.batch_ms, points to InfluxDB, pull-mode
+ * requests), outbox (AckBatch and PublishReport to bus.dispatch_in), commands
+ * (CommandBatch from bus.gateway_in -> MQTT), the InfluxDB writer, and the
+ * REP server on bus.gateway.
+ *
+ * Lifecycle, around the service's own:
+ *   vgw_gateway_start(&g, &svc, &cfg);   before v2g_service_start_http
+ *   v2g_service_wait(&svc);
+ *   vgw_gateway_drain(g);                stop intake, flush, MQTT offline
+ *   v2g_service_fini(&svc);              health probes stop
+ *   vgw_gateway_free(g);                 InfluxDB flush (<= 5 s), free */
+#ifndef VGW_GATEWAY_H
+#define VGW_GATEWAY_H
+
+#include "settings.h"
+#include "v2g/service.h"
+
+struct vgw_gateway;
+
+/* Opens the bus sockets, the InfluxDB writer and the MQTT client, registers
+ * the health checks (mqtt and influxdb critical, dispatch not) and starts the
+ * threads. Borrows svc and cfg until vgw_gateway_drain returns. Returns 0 or
+ * an error (logged); on error nothing is left running. */
+int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
+                      const struct vgw_settings *cfg);
+
+/* Stops taking commands, waits (bounded) for in-flight publishes, publishes
+ * "offline" and disconnects, then flushes pending states and acks to the
+ * bus. Does not touch svc or cfg afterwards. */
+void vgw_gateway_drain(struct vgw_gateway *g);
+
+/* Flushes InfluxDB for at most 5 s and frees everything. Call after the
+ * health registry is stopped (its probes use the writer). NULL ok. */
+void vgw_gateway_free(struct vgw_gateway *g);
+
+#endif

@@ -1,0 +1,397 @@
+/* MQTT payload decoding and encoding (jansson). Pure: no I/O, no globals. */
+#include "payload.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "v2g/err.h"
+#include "v2g/timeutil.h"
+
+const char *vgw_reject_name(enum vgw_reject r)
+{
+	switch (r) {
+	case VGW_REJECT_TOO_LARGE:
+		return "too_large";
+	case VGW_REJECT_BAD_JSON:
+		return "bad_json";
+	case VGW_REJECT_BAD_FIELD:
+		return "bad_field";
+	case VGW_REJECT_BAD_TOPIC:
+		return "bad_topic";
+	case VGW_REJECT_NONE:
+		break;
+	}
+	return "none";
+}
+
+static int reject(struct vgw_payload_err *err, enum vgw_reject reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int reject(struct vgw_payload_err *err, enum vgw_reject reason, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		err->reason = reason;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return reason == VGW_REJECT_TOO_LARGE ? V2G_ERR_TOOBIG : V2G_ERR_INVAL;
+}
+
+/* --- topics ------------------------------------------------------------ */
+
+int vgw_payload_id_valid(const char *id, size_t len)
+{
+	if (len == 0 || len > VGW_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)id[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		         c == '_' || c == '.' || c == ':' || c == '-';
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix,
+                         const char *suffix, char out[VGW_ID_MAX + 1])
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix);
+	if (len < pl + sl + 1 || memcmp(topic, prefix, pl) != 0 ||
+	    memcmp(topic + len - sl, suffix, sl) != 0)
+		return V2G_ERR_NOTFOUND;
+	const char *id = topic + pl;
+	size_t idlen = len - pl - sl;
+	/* The subscription is prefix+/suffix: the id is exactly one level. */
+	if (memchr(id, '/', idlen))
+		return V2G_ERR_NOTFOUND;
+	if (!vgw_payload_id_valid(id, idlen))
+		return V2G_ERR_INVAL;
+	memcpy(out, id, idlen);
+	out[idlen] = '\0';
+	return 0;
+}
+
+enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len,
+                                         const char *state_prefix, const char *ack_prefix,
+                                         const char *resp_prefix,
+                                         char out[VGW_ID_MAX + 1], int *bad_id)
+{
+	static const struct {
+		enum vgw_topic_kind kind;
+		const char *suffix;
+	} kinds[] = {
+		{ VGW_TOPIC_STATE, "/state" },
+		{ VGW_TOPIC_ACK, "/ack" },
+		{ VGW_TOPIC_TELEMETRY, "/telemetry" },
+	};
+	const char *prefixes[] = { state_prefix, ack_prefix, resp_prefix };
+
+	*bad_id = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (!prefixes[i])
+			continue;
+		int rc = vgw_payload_topic_id(topic, len, prefixes[i], kinds[i].suffix, out);
+		if (rc == 0)
+			return kinds[i].kind;
+		if (rc == V2G_ERR_INVAL) {
+			*bad_id = 1;
+			return kinds[i].kind;
+		}
+	}
+	return VGW_TOPIC_OTHER;
+}
+
+/* --- field helpers ------------------------------------------------------- */
+
+/* A member that is absent or JSON null counts as absent. */
+static json_t *member(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_null(v) ? NULL : v;
+}
+
+static int get_number(json_t *o, const char *key, int required, double def, double min,
+                      double max, double *out, struct vgw_payload_err *err)
+{
+	json_t *v = member(o, key);
+	if (!v) {
+		if (required)
+			return reject(err, VGW_REJECT_BAD_FIELD, "%s: required", key);
+		*out = def;
+		return 0;
+	}
+	if (!json_is_number(v))
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must be a number", key);
+	double d = json_number_value(v);
+	if (!(d >= min && d <= max))
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must be between %g and %g, got %g",
+		              key, min, max, d);
+	*out = d;
+	return 0;
+}
+
+static int get_bool(json_t *o, const char *key, int *out, struct vgw_payload_err *err)
+{
+	json_t *v = member(o, key);
+	if (!v)
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: required", key);
+	if (!json_is_boolean(v))
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must be true or false", key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int get_int32(json_t *o, const char *key, int32_t def, int32_t *out,
+                     struct vgw_payload_err *err)
+{
+	json_t *v = member(o, key);
+	if (!v) {
+		*out = def;
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must be an integer", key);
+	json_int_t i = json_integer_value(v);
+	if (i < INT32_MIN || i > INT32_MAX)
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: out of range", key);
+	*out = (int32_t)i;
+	return 0;
+}
+
+/* Strings end up as InfluxDB tags and in logs: no control characters. */
+static int get_string(json_t *o, const char *key, int required, const char *def, char *buf,
+                      size_t size, struct vgw_payload_err *err)
+{
+	json_t *v = member(o, key);
+	if (!v) {
+		if (required)
+			return reject(err, VGW_REJECT_BAD_FIELD, "%s: required", key);
+		snprintf(buf, size, "%s", def);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must be a string", key);
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n >= size)
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: longer than %zu bytes", key, size - 1);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return reject(err, VGW_REJECT_BAD_FIELD, "%s: control character", key);
+	if (required && n == 0)
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must not be empty", key);
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Copies at most size-1 bytes of s, cutting at a UTF-8 character boundary. */
+static void copy_truncated(char *buf, size_t size, const char *s, size_t n)
+{
+	if (n >= size) {
+		n = size - 1;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
+/* Parses the payload as one JSON object; *out is a new reference. */
+static int load_object(const void *payload, size_t len, size_t max_len, json_t **out,
+                       struct vgw_payload_err *err)
+{
+	json_error_t je;
+	if (len > max_len)
+		return reject(err, VGW_REJECT_TOO_LARGE, "payload of %zu bytes over the limit of %zu",
+		              len, max_len);
+	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return reject(err, VGW_REJECT_BAD_JSON, "not JSON: %s (byte %d)", je.text,
+		              je.position);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return reject(err, VGW_REJECT_BAD_JSON, "not a JSON object");
+	}
+	*out = root;
+	return 0;
+}
+
+/* --- decoders ----------------------------------------------------------- */
+
+int vgw_payload_decode_state(const void *payload, size_t len, size_t max_len, int64_t now_ms,
+                             struct vgw_state *out, struct vgw_payload_err *err)
+{
+	json_t *o;
+	int rc = load_object(payload, len, max_len, &o, err);
+	if (rc)
+		return rc;
+
+	if ((rc = get_number(o, "soc", 1, 0, 0, 100, &out->soc, err)) ||
+	    (rc = get_number(o, "max_power_kw", 1, 0, 0, 1000, &out->max_power_kw, err)) ||
+	    (rc = get_bool(o, "available", &out->available, err)) ||
+	    (rc = get_int32(o, "priority", 0, &out->priority, err)) ||
+	    (rc = get_number(o, "tariff", 0, 0, -1e6, 1e6, &out->tariff, err)) ||
+	    (rc = get_string(o, "segment", 0, "default", out->segment, sizeof(out->segment), err)) ||
+	    (rc = get_string(o, "fleet_id", 0, "", out->fleet_id, sizeof(out->fleet_id), err)) ||
+	    (rc = get_string(o, "site", 0, "", out->site, sizeof(out->site), err)) ||
+	    (rc = get_string(o, "cluster", 0, "", out->cluster, sizeof(out->cluster), err)) ||
+	    (rc = get_number(o, "battery_kwh", 0, 0, 0, 1e5, &out->battery_kwh, err)) ||
+	    (rc = get_number(o, "power_kw", 0, 0, -1000, 1000, &out->power_kw, err)) ||
+	    (rc = get_string(o, "request_id", 0, "", out->request_id, sizeof(out->request_id),
+	                     err)))
+		goto out;
+	/* An empty segment would be an empty tag: keep the documented default. */
+	if (out->segment[0] == '\0')
+		snprintf(out->segment, sizeof(out->segment), "default");
+
+	json_t *ts = member(o, "ts");
+	out->ts_ms = now_ms;
+	if (ts) {
+		if (!json_is_string(ts)) {
+			rc = reject(err, VGW_REJECT_BAD_FIELD, "ts: must be an RFC 3339 string");
+			goto out;
+		}
+		if (v2g_time_parse(json_string_value(ts), &out->ts_ms) != 0) {
+			rc = reject(err, VGW_REJECT_BAD_FIELD, "ts: not an RFC 3339 time");
+			goto out;
+		}
+	}
+out:
+	json_decref(o);
+	return rc;
+}
+
+int vgw_payload_decode_ack(const void *payload, size_t len, size_t max_len, int64_t now_ms,
+                           struct vgw_ack *out, struct vgw_payload_err *err)
+{
+	json_t *o;
+	int rc = load_object(payload, len, max_len, &o, err);
+	if (rc)
+		return rc;
+
+	if ((rc = get_string(o, "dispatch_id", 1, "", out->dispatch_id, sizeof(out->dispatch_id),
+	                     err)) ||
+	    (rc = get_bool(o, "accepted", &out->accepted, err)))
+		goto out;
+
+	json_t *r = member(o, "reason");
+	out->reason[0] = '\0';
+	if (r) {
+		if (!json_is_string(r)) {
+			rc = reject(err, VGW_REJECT_BAD_FIELD, "reason: must be a string");
+			goto out;
+		}
+		/* A long reason is no reason to lose the ack. */
+		copy_truncated(out->reason, sizeof(out->reason), json_string_value(r),
+		               json_string_length(r));
+	}
+	out->received_ms = now_ms;
+out:
+	json_decref(o);
+	return rc;
+}
+
+/* --- encoders ----------------------------------------------------------- */
+
+const char *vgw_signal_type_name(int type)
+{
+	static const char *const names[] = { "FCR", "AFRR", "LOAD_SHEDDING" };
+	if (type < 0 || type > 2)
+		return NULL;
+	return names[type];
+}
+
+int vgw_payload_number(double v, char *buf, size_t len)
+{
+	if (!isfinite(v))
+		return -1;
+	if (v == 0)
+		v = 0; /* no "-0" */
+	int n = snprintf(buf, len, "%.15g", v);
+	if (n > 0 && (size_t)n < len && strtod(buf, NULL) != v)
+		n = snprintf(buf, len, "%.17g", v);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	return n;
+}
+
+int vgw_cmd_enc_init(struct vgw_cmd_enc *e, const char *dispatch_id, int signal_type,
+                     unsigned duration_min, int64_t issued_at_ms)
+{
+	const char *type = vgw_signal_type_name(signal_type);
+	char issued[40];
+
+	e->prefix = NULL;
+	e->prefix_len = 0;
+	if (!type || !dispatch_id || !dispatch_id[0])
+		return V2G_ERR_INVAL;
+	v2g_time_format(issued_at_ms, issued, sizeof(issued));
+
+	json_t *o = json_object();
+	if (!o)
+		return V2G_ERR_NOMEM;
+	if (json_object_set_new(o, "dispatch_id", json_string(dispatch_id)) ||
+	    json_object_set_new(o, "signal_type", json_string(type)) ||
+	    json_object_set_new(o, "duration_min", json_integer((json_int_t)duration_min)) ||
+	    json_object_set_new(o, "issued_at", json_string(issued))) {
+		json_decref(o);
+		/* json_string() refuses invalid UTF-8 */
+		return V2G_ERR_INVAL;
+	}
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!s)
+		return V2G_ERR_NOMEM;
+	size_t n = strlen(s);
+	/* Drop the closing brace: power_kw comes last, per command. */
+	s[n - 1] = '\0';
+	e->prefix = s;
+	e->prefix_len = n - 1;
+	return 0;
+}
+
+int vgw_cmd_enc_command(const struct vgw_cmd_enc *e, double power_kw, char *buf, size_t len)
+{
+	static const char key[] = ",\"power_kw\":";
+	char num[32];
+	int nl = vgw_payload_number(power_kw, num, sizeof(num));
+	if (nl < 0)
+		return -1;
+	size_t total = e->prefix_len + sizeof(key) - 1 + (size_t)nl + 1;
+	if (total + 1 > len)
+		return -1;
+	char *p = buf;
+	memcpy(p, e->prefix, e->prefix_len);
+	p += e->prefix_len;
+	memcpy(p, key, sizeof(key) - 1);
+	p += sizeof(key) - 1;
+	memcpy(p, num, (size_t)nl);
+	p += nl;
+	*p++ = '}';
+	*p = '\0';
+	return (int)total;
+}
+
+void vgw_cmd_enc_fini(struct vgw_cmd_enc *e)
+{
+	free(e->prefix);
+	e->prefix = NULL;
+	e->prefix_len = 0;
+}
+
+char *vgw_payload_pull_request(const char *request_id)
+{
+	json_t *o = json_pack("{s:s}", "request_id", request_id);
+	if (!o)
+		return NULL;
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}

@@ -1,0 +1,127 @@
+/* MQTT payloads of the vehicle contract: pure decoding and encoding, no I/O.
+ *
+ * Decoders take the raw bytes of one message and fill a caller-provided
+ * struct (fixed-size strings, nothing to free). On rejection they return
+ * V2G_ERR_TOOBIG / V2G_ERR_INVAL and describe the cause in a
+ * struct vgw_payload_err: the metric reason and one line naming the field. */
+#ifndef VGW_PAYLOAD_H
+#define VGW_PAYLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VGW_ID_MAX 64      /* vehicle id: 1..64 of [A-Za-z0-9_.:-] */
+#define VGW_STR_MAX 128    /* segment, fleet_id, site, cluster, ids */
+#define VGW_REASON_MAX 256 /* ack reason; longer ones are truncated */
+
+/* Why a message was dropped; the label of mqtt_messages_rejected_total. */
+enum vgw_reject {
+	VGW_REJECT_NONE = 0,
+	VGW_REJECT_TOO_LARGE,
+	VGW_REJECT_BAD_JSON,
+	VGW_REJECT_BAD_FIELD,
+	VGW_REJECT_BAD_TOPIC,
+};
+
+/* "too_large", "bad_json", "bad_field", "bad_topic" ("none"). */
+const char *vgw_reject_name(enum vgw_reject r);
+
+struct vgw_payload_err {
+	enum vgw_reject reason;
+	char msg[160]; /* "soc: must be a number between 0 and 100" */
+};
+
+/* A vehicle state (push) or telemetry reply (pull). */
+struct vgw_state {
+	char vehicle_id[VGW_ID_MAX + 1];
+	double soc;          /* 0..100 */
+	double max_power_kw; /* 0..1000 */
+	int available;
+	int32_t priority;    /* default 0 */
+	double tariff;       /* EUR/kWh, default 0 */
+	char segment[VGW_STR_MAX + 1]; /* default "default" */
+	char fleet_id[VGW_STR_MAX + 1];
+	char site[VGW_STR_MAX + 1];
+	char cluster[VGW_STR_MAX + 1];
+	double battery_kwh;  /* 0 = unknown */
+	double power_kw;     /* -1000..1000, default 0 */
+	int64_t ts_ms;       /* payload ts, else receive time */
+	char request_id[VGW_STR_MAX + 1]; /* pull replies; "" otherwise */
+};
+
+struct vgw_ack {
+	char vehicle_id[VGW_ID_MAX + 1];
+	char dispatch_id[VGW_STR_MAX + 1];
+	int accepted;
+	char reason[VGW_REASON_MAX + 1];
+	int64_t received_ms;
+};
+
+enum vgw_topic_kind {
+	VGW_TOPIC_OTHER = 0, /* not one of ours */
+	VGW_TOPIC_STATE,
+	VGW_TOPIC_ACK,
+	VGW_TOPIC_TELEMETRY,
+};
+
+/* 1 if id[0..len) is a valid vehicle id. */
+int vgw_payload_id_valid(const char *id, size_t len);
+
+/* Matches topic (len bytes, not necessarily NUL-terminated) against
+ * prefix + "{id}" + suffix. Returns 0 and copies the id into out, or
+ * V2G_ERR_NOTFOUND when the topic does not have that shape, or
+ * V2G_ERR_INVAL when it does but the id is not a valid vehicle id. */
+int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix,
+                         const char *suffix, char out[VGW_ID_MAX + 1]);
+
+/* Classifies an incoming topic: state (state_prefix{id}/state), ack
+ * (ack_prefix{id}/ack) or, when resp_prefix is not NULL (pull mode), a
+ * telemetry reply (resp_prefix{id}/telemetry). On a match the id is in out;
+ * *bad_id is set when the shape matched but the id is invalid. */
+enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len,
+                                         const char *state_prefix, const char *ack_prefix,
+                                         const char *resp_prefix,
+                                         char out[VGW_ID_MAX + 1], int *bad_id);
+
+/* Decodes a state or telemetry payload into *out (every field but
+ * vehicle_id). max_len is mqtt.max_payload_bytes; now_ms the receive time,
+ * used when ts is absent. Returns 0, V2G_ERR_TOOBIG or V2G_ERR_INVAL. */
+int vgw_payload_decode_state(const void *payload, size_t len, size_t max_len, int64_t now_ms,
+                             struct vgw_state *out, struct vgw_payload_err *err);
+
+/* Decodes an ack payload into *out (every field but vehicle_id);
+ * received_ms = now_ms. Same returns as vgw_payload_decode_state. */
+int vgw_payload_decode_ack(const void *payload, size_t len, size_t max_len, int64_t now_ms,
+                           struct vgw_ack *out, struct vgw_payload_err *err);
+
+/* "FCR", "AFRR", "LOAD_SHEDDING" for SignalType 0..2, else NULL. */
+const char *vgw_signal_type_name(int type);
+
+/* Writes v as the shortest JSON number that reads back as v. Returns the
+ * length, or -1 if v is not finite or buf is too small. */
+int vgw_payload_number(double v, char *buf, size_t len);
+
+/* Command encoding, split so that a batch of 10k commands costs one JSON
+ * object build plus one small formatting step per vehicle:
+ *   vgw_cmd_enc_init(&e, ...);  vgw_cmd_enc_command(&e, kw, buf, ...);
+ *   vgw_cmd_enc_fini(&e);
+ * The result is {"dispatch_id","signal_type","duration_min","issued_at",
+ * "power_kw"}. */
+struct vgw_cmd_enc {
+	char *prefix; /* the object without its closing brace; owned */
+	size_t prefix_len;
+};
+
+/* Returns 0, V2G_ERR_INVAL (unknown signal type, empty dispatch id) or
+ * V2G_ERR_NOMEM. */
+int vgw_cmd_enc_init(struct vgw_cmd_enc *e, const char *dispatch_id, int signal_type,
+                     unsigned duration_min, int64_t issued_at_ms);
+/* Writes one command payload into buf (NUL-terminated); returns its length,
+ * or -1 when power_kw is not finite or buf is too small. */
+int vgw_cmd_enc_command(const struct vgw_cmd_enc *e, double power_kw, char *buf, size_t len);
+void vgw_cmd_enc_fini(struct vgw_cmd_enc *e); /* safe on a zeroed struct */
+
+/* {"request_id":"<id>"}; the caller frees the string with free(). */
+char *vgw_payload_pull_request(const char *request_id);
+
+#endif
