@@ -1,0 +1,15 @@
+/* The "bare paho" half of v2g-bench-slice: the transport floor that the
+ * slice is compared with. One MQTTAsync client publishes n QoS 1 command
+ * payloads (same JSON shape and size as the gateway's) to bench/{id}/command;
+ * a second client subscribed to bench/+/command (QoS 1) receives them. */
+#ifndef BENCH_BARE_H
+#define BENCH_BARE_H
+
+/* Runs the measurement `repeat` times against broker uri. For run i,
+ * recv_ms[i] is first send -> subscriber holds all n, conf_ms[i] is first
+ * send -> every publish confirmed (onSuccess). Each run must complete within
+ * timeout_s. Returns 0, or -1 after printing why on stderr. */
+int bench_bare_run(const char *uri, int n, int repeat, double timeout_s,
+		   double *recv_ms, double *conf_ms);
+
+#endif
