@@ -10,7 +10,6 @@
 #include "mq.h"
 #include "v2g/timeutil.h"
 
-#define TOPIC_FMT "bench/sim-%05d/command"
 #define DISPATCH_TAG "\"dispatch_id\":\"b"
 
 /* Shared with paho's threads: counters and completion times only. */
@@ -108,9 +107,10 @@ static int one_run(struct bench_mq *pub, struct bare_ctx *b, char **topics, int 
 	return 0;
 }
 
-int bench_bare_run(const char *uri, int n, int repeat, double timeout_s,
+int bench_bare_run(const char *uri, const char *prefix, int n, int repeat, double timeout_s,
 		   double *recv_ms, double *conf_ms)
 {
+	char filter[96];
 	struct bench_mq pub, sub;
 	struct bare_ctx *b;
 	char **topics = NULL, id[64];
@@ -123,11 +123,11 @@ int bench_bare_run(const char *uri, int n, int repeat, double timeout_s,
 		goto out_free;
 	}
 	for (i = 0; i < n; i++) {
-		if (!(topics[i] = malloc(48))) {
+		if (!(topics[i] = malloc(96))) {
 			fprintf(stderr, "v2g-bench-slice: out of memory\n");
 			goto out_free;
 		}
-		snprintf(topics[i], 48, TOPIC_FMT, i);
+		snprintf(topics[i], 96, "%ssim-%05d/command", prefix, i);
 	}
 	b->n = n;
 	atomic_init(&b->run, -1);
@@ -138,7 +138,8 @@ int bench_bare_run(const char *uri, int n, int repeat, double timeout_s,
 	snprintf(id, sizeof(id), "v2g-bench-pub-%d", (int)getpid());
 	if (bench_mq_open(&pub, uri, id, NULL, NULL, 5000) != 0)
 		goto out_sub;
-	if (bench_mq_subscribe(&sub, "bench/+/command", 1, 5000) != 0)
+	snprintf(filter, sizeof(filter), "%s+/command", prefix);
+	if (bench_mq_subscribe(&sub, filter, 1, 5000) != 0)
 		goto out_pub;
 	for (i = 0; i < repeat; i++) {
 		if (one_run(&pub, b, topics, i, timeout_s, &recv_ms[i], &conf_ms[i]) != 0)

@@ -34,8 +34,11 @@ trap 'exit 130' INT TERM
 
 # A stack left over in the bench directory (killed run) goes first.
 "$STACK" down >/dev/null 2>&1 || true
-echo "bench: starting a stack with $N simulated vehicles"
-FLEET=$N "$STACK" up
+# Every simulated vehicle plugged in and eligible, so that a dispatch
+# commands all N of them: the slice then sends exactly the N commands the
+# bare publisher sends.
+echo "bench: starting a stack with $N simulated vehicles, all eligible"
+FLEET=$N FLEET_SIM_ARGS="--availability 1 ${FLEET_SIM_ARGS:-}" K_DISPATCH__SOC__FCR__LOW=0 "$STACK" up
 
 # shellcheck source=/dev/null
 . "$RUN_DIR/stack.env"
