@@ -151,7 +151,7 @@ int rtegen_next(const char *scenario, unsigned seq, unsigned *seed, double scale
 		interval = 20;
 	} else { /* steady */
 		kw = 50;
-		interval = 30;
+		interval = 15;
 	}
 	snprintf(buf, len, "{\"type\":\"%s\",\"power_kw\":%.1f,\"duration_min\":15}", type, kw * scale);
 	return interval;
@@ -160,7 +160,7 @@ int rtegen_next(const char *scenario, unsigned seq, unsigned *seed, double scale
 struct rtegen {
 	struct ingest *in;
 	char scenario[32];
-	int interval_s;
+	int interval_s, initial_delay_s;
 	double scale;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -176,6 +176,13 @@ static void *rtegen_main(void *arg)
 	struct ingest_result res;
 
 	pthread_mutex_lock(&g->mu);
+	/* The fleet announces itself after the services start: give it time
+	 * before the first signal. */
+	struct timespec first;
+	clock_gettime(CLOCK_REALTIME, &first);
+	first.tv_sec += g->initial_delay_s;
+	while (!g->stopping && pthread_cond_timedwait(&g->cv, &g->mu, &first) == 0)
+		;
 	while (!g->stopping) {
 		int pace = rtegen_next(g->scenario, seq++, &seed, g->scale, json, sizeof(json));
 		pthread_mutex_unlock(&g->mu);
@@ -194,7 +201,7 @@ static void *rtegen_main(void *arg)
 }
 
 int rtegen_start(struct rtegen **out, struct ingest *in, const char *scenario, int interval_s,
-                 double scale)
+                 int initial_delay_s, double scale)
 {
 	struct rtegen *g = calloc(1, sizeof(*g));
 	if (!g)
@@ -202,6 +209,7 @@ int rtegen_start(struct rtegen **out, struct ingest *in, const char *scenario, i
 	g->in = in;
 	snprintf(g->scenario, sizeof(g->scenario), "%s", scenario);
 	g->interval_s = interval_s;
+	g->initial_delay_s = initial_delay_s;
 	g->scale = scale;
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);

@@ -44,9 +44,10 @@ int rtegen_next(const char *scenario, unsigned seq, unsigned *seed, double scale
 
 struct rtegen;
 /* Starts a thread submitting the scenario's signals through in every
- * interval_s seconds (0: the scenario's own pace). */
+ * interval_s seconds (0: the scenario's own pace), the first one after
+ * initial_delay_s. */
 int rtegen_start(struct rtegen **out, struct ingest *in, const char *scenario, int interval_s,
-                 double scale);
+                 int initial_delay_s, double scale);
 void rtegen_stop(struct rtegen *g);
 
 #endif

@@ -19,6 +19,7 @@ struct settings {
 	int rte_gen;
 	char *rte_scenario;
 	int rte_interval;
+	int rte_delay;
 	double rte_scale;
 };
 
@@ -36,6 +37,8 @@ static const struct v2g_cfg_item items[] = {
 	  "steady | peak | volatile | ramp" },
 	{ "signal_ingest.rte_gen.interval_seconds", V2G_CFG_INT, S(rte_interval), 0, 86400, "0", NULL,
 	  "0 = the scenario's own pace" },
+	{ "signal_ingest.rte_gen.initial_delay_seconds", V2G_CFG_INT, S(rte_delay), 0, 3600, "5",
+	  NULL, "wait before the first signal (the fleet announces itself)" },
 	{ "signal_ingest.rte_gen.power_scale", V2G_CFG_DOUBLE, S(rte_scale), 0.001, 1000, "1", NULL,
 	  "multiplies the generated power" },
 };
@@ -87,7 +90,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	v2g_service_start_http(&svc);
-	if (st.rte_gen && rtegen_start(&gen, &in, st.rte_scenario, st.rte_interval, st.rte_scale))
+	if (st.rte_gen && rtegen_start(&gen, &in, st.rte_scenario, st.rte_interval, st.rte_delay,
+	                          st.rte_scale))
 		v2g_error("RTEGEN-FAIL", "cannot start the RTE generator");
 	v2g_service_wait(&svc);
 	rtegen_stop(gen);
