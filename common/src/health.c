@@ -11,6 +11,7 @@
 #include "v2g/log.h"
 #include "v2g/metrics.h"
 #include "v2g/timeutil.h"
+#include "v2g/sync.h"
 
 #define MAX_CHECKS 32
 
@@ -45,7 +46,7 @@ struct v2g_health *v2g_health_new(const char *service, int interval_ms)
 	snprintf(h->service, sizeof(h->service), "%s", service);
 	h->interval_ms = interval_ms > 0 ? interval_ms : 1000;
 	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	v2g_cond_init_mono(&h->cv);
 	h->started_ms = v2g_now_ms();
 	h->m_up = v2g_gauge("health_check_up", "1 when the named dependency check passes", "check");
 	return h;
@@ -130,15 +131,7 @@ static void *health_main(void *arg)
 	struct v2g_health *h = arg;
 	pthread_mutex_lock(&h->mu);
 	while (!h->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += h->interval_ms / 1000;
-		ts.tv_nsec += (long)(h->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+		v2g_cond_wait_ms(&h->cv, &h->mu, h->interval_ms);
 		if (h->stopping)
 			break;
 		pthread_mutex_unlock(&h->mu);

@@ -12,6 +12,7 @@
 #include "v2g/metrics.h"
 #include "v2g/service.h"
 #include "v2g/timeutil.h"
+#include "v2g/sync.h"
 
 static struct v2g_metric *m_received, *m_rejected, *m_accepted, *m_unavailable;
 
@@ -178,9 +179,7 @@ static void *rtegen_main(void *arg)
 	pthread_mutex_lock(&g->mu);
 	/* The fleet announces itself after the services start: give it time
 	 * before the first signal. */
-	struct timespec first;
-	clock_gettime(CLOCK_REALTIME, &first);
-	first.tv_sec += g->initial_delay_s;
+	struct timespec first = v2g_mono_deadline((int64_t)g->initial_delay_s * 1000);
 	while (!g->stopping && pthread_cond_timedwait(&g->cv, &g->mu, &first) == 0)
 		;
 	while (!g->stopping) {
@@ -190,9 +189,8 @@ static void *rtegen_main(void *arg)
 		if (res.status != 202)
 			v2g_warn("RTEGEN-FAIL", "generated signal not dispatched (%d): %s", res.status, res.error);
 		pthread_mutex_lock(&g->mu);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += g->interval_s > 0 ? g->interval_s : pace;
+		int wait_s = g->interval_s > 0 ? g->interval_s : pace;
+		struct timespec ts = v2g_mono_deadline((int64_t)wait_s * 1000);
 		while (!g->stopping && pthread_cond_timedwait(&g->cv, &g->mu, &ts) == 0)
 			;
 	}
@@ -212,7 +210,7 @@ int rtegen_start(struct rtegen **out, struct ingest *in, const char *scenario, i
 	g->initial_delay_s = initial_delay_s;
 	g->scale = scale;
 	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
+	v2g_cond_init_mono(&g->cv);
 	if (pthread_create(&g->thread, NULL, rtegen_main, g)) {
 		free(g);
 		return V2G_ERR_IO;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "v2g/err.h"
+#include "v2g/sync.h"
 
 struct node {
 	struct node *next;
@@ -28,11 +29,7 @@ struct store_queue *store_queue_new(size_t max, void (*free_fn)(void *))
 	struct store_queue *q = calloc(1, sizeof *q);
 	if (!q)
 		return NULL;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->nonempty, &ca);
-	pthread_condattr_destroy(&ca);
+	v2g_cond_init_mono(&q->nonempty);
 	pthread_mutex_init(&q->mu, NULL);
 	q->max = max ? max : 1;
 	q->free_fn = free_fn;
@@ -125,16 +122,7 @@ out:
 
 int store_queue_pop(struct store_queue *q, void **item, int timeout_ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	if (timeout_ms > 0) {
-		until.tv_sec += timeout_ms / 1000;
-		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-	}
+	struct timespec until = v2g_mono_deadline(timeout_ms);
 	int rc = 0;
 	pthread_mutex_lock(&q->mu);
 	while (!q->head && !q->closed) {

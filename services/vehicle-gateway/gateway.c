@@ -20,6 +20,7 @@
 #include "v2g/log.h"
 #include "v2g/metrics.h"
 #include "v2g/timeutil.h"
+#include "v2g/sync.h"
 
 #define STATES_EARLY_FLUSH 5000   /* publish sooner past this many states */
 #define STATES_MAX 50000          /* pending states beyond are dropped */
@@ -120,29 +121,9 @@ static void batches_lost(struct vgw_gateway *g);
 
 /* --- small helpers ------------------------------------------------------------ */
 
-static void cond_init_mono(pthread_cond_t *c)
-{
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(c, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
 static void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t mono_ms)
 {
-	struct timespec ts;
-	int64_t wait = mono_ms - v2g_mono_ms();
-	if (wait <= 0)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += wait / 1000;
-	ts.tv_nsec += (wait % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(c, mu, &ts);
+	v2g_cond_wait_ms(c, mu, mono_ms - v2g_mono_ms());
 }
 
 /* Returns 1 if a line may be logged now, with *suppressed = lines skipped
@@ -909,9 +890,9 @@ int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
 	pthread_mutex_init(&g->bad_payload_log.mu, NULL);
 	pthread_mutex_init(&g->bus_fail_log.mu, NULL);
 	pthread_mutex_init(&g->bad_command_log.mu, NULL);
-	cond_init_mono(&g->tcond);
-	cond_init_mono(&g->ocond);
-	cond_init_mono(&g->bcond);
+	v2g_cond_init_mono(&g->tcond);
+	v2g_cond_init_mono(&g->ocond);
+	v2g_cond_init_mono(&g->bcond);
 	atomic_init(&g->cstop, 0);
 	g->next_pull_mono = v2g_mono_ms() + 1000; /* first request once connected, roughly */
 	register_metrics(g);

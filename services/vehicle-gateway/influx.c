@@ -15,6 +15,7 @@
 #include "v2g/log.h"
 #include "v2g/metrics.h"
 #include "v2g/timeutil.h"
+#include "v2g/sync.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
@@ -261,19 +262,7 @@ static enum write_result write_body(struct vgw_influx *w, size_t len, long timeo
 
 static void cond_wait_until(struct vgw_influx *w, int64_t mono_deadline_ms)
 {
-	struct timespec ts;
-	int64_t now = v2g_mono_ms();
-	int64_t wait = mono_deadline_ms - now;
-	if (wait <= 0)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += wait / 1000;
-	ts.tv_nsec += (wait % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+	v2g_cond_wait_ms(&w->cond, &w->mu, mono_deadline_ms - v2g_mono_ms());
 }
 
 /* Copies the first k queued lines into w->body, newline-separated. Caller
@@ -429,16 +418,12 @@ static void influx_free(struct vgw_influx *w)
 int vgw_influx_start(struct vgw_influx **out, const struct vgw_influx_opts *o)
 {
 	struct vgw_influx *w = calloc(1, sizeof(*w));
-	pthread_condattr_t ca;
 	char path[512];
 
 	if (!w)
 		return V2G_ERR_NOMEM;
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	v2g_cond_init_mono(&w->cond);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	w->curl = curl_easy_init();

@@ -15,6 +15,7 @@
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/timeutil.h"
+#include "v2g/sync.h"
 
 #define CONNECT_TIMEOUT_S 10
 
@@ -46,21 +47,6 @@ struct vgw_mqtt {
 	int64_t retry_at; /* mono ms */
 	unsigned failures; /* consecutive failed attempts */
 };
-
-static void cond_timedwait_ms(pthread_cond_t *c, pthread_mutex_t *mu, int64_t ms)
-{
-	struct timespec ts;
-	if (ms <= 0)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(c, mu, &ts);
-}
 
 /* Caller holds mu: the next attempt waits the current backoff, which then
  * doubles up to the cap. */
@@ -205,7 +191,7 @@ static void *supervisor_main(void *arg)
 		}
 		int64_t wait = m->retry_at - v2g_mono_ms();
 		if (wait > 0) {
-			cond_timedwait_ms(&m->cond, &m->mu, wait);
+			v2g_cond_wait_ms(&m->cond, &m->mu, wait);
 			continue;
 		}
 		m->state = LINK_CONNECTING;
@@ -257,17 +243,13 @@ int vgw_mqtt_open(struct vgw_mqtt **out, const struct vgw_mqtt_opts *o,
 	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
-	pthread_condattr_t ca;
 	int rc;
 
 	struct vgw_mqtt *m = calloc(1, sizeof(*m));
 	if (!m)
 		return V2G_ERR_NOMEM;
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	v2g_cond_init_mono(&m->cond);
 
 	m->h = *h;
 	m->broker = strdup(o->broker);
@@ -423,7 +405,7 @@ static void wait_done(struct vgw_mqtt *m, struct close_wait *w, int64_t deadline
 		int64_t left = deadline - v2g_mono_ms();
 		if (left <= 0)
 			break;
-		cond_timedwait_ms(&m->cond, &m->mu, left);
+		v2g_cond_wait_ms(&m->cond, &m->mu, left);
 	}
 	pthread_mutex_unlock(&m->mu);
 }

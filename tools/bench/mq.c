@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include "v2g/sync.h"
 
 double bench_now(void)
 {
@@ -57,13 +58,7 @@ static int op_wait(struct bench_mq *m, int timeout_ms)
 	struct timespec ts;
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = v2g_mono_deadline(timeout_ms);
 	pthread_mutex_lock(&m->mu);
 	while (!m->done)
 		if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT)
@@ -77,15 +72,11 @@ int bench_mq_open(struct bench_mq *m, const char *uri, const char *client_id,
 		  MQTTAsync_messageArrived *on_msg, void *ctx, int timeout_ms)
 {
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-	pthread_condattr_t ca;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	v2g_cond_init_mono(&m->cv);
 	/* Plain create: no createOptions, so paho applies no
 	 * maxBufferedMessages limit to a 10,000-message burst. */
 	rc = MQTTAsync_create(&m->cli, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);

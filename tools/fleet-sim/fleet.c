@@ -15,6 +15,7 @@
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/timeutil.h"
+#include "v2g/sync.h"
 
 /* MQTT contract defaults (DESIGN.md). */
 #define TOPIC_VEHICLE "vehicle/"
@@ -894,13 +895,7 @@ static void wait_for_wake(struct fleet *f, int64_t wait_ms)
 
 	if (wait_ms <= 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = v2g_mono_deadline(wait_ms);
 	pthread_mutex_lock(&f->mu);
 	while (!f->wake) {
 		if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT)
@@ -1011,7 +1006,6 @@ static void fleet_fini(struct fleet *f)
 int sim_fleet_run(const struct sim_opts *o, volatile sig_atomic_t *stop)
 {
 	struct fleet f;
-	pthread_condattr_t ca;
 	int64_t now, end;
 	int i, rc;
 
@@ -1021,10 +1015,7 @@ int sim_fleet_run(const struct sim_opts *o, volatile sig_atomic_t *stop)
 	f.nconn = o->connections < o->vehicles ? o->connections : o->vehicles;
 	sim_rng_seed(&f.rng, o->seed ^ 0x5EEDF1EE7ULL);
 	pthread_mutex_init(&f.mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&f.cv, &ca);
-	pthread_condattr_destroy(&ca);
+	v2g_cond_init_mono(&f.cv);
 	atomic_init(&f.backpressured, 0);
 	atomic_init(&f.pub_failed, 0);
 	atomic_init(&f.cb_dropped, 0);

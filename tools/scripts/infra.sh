@@ -22,6 +22,8 @@
 # PostgreSQL runs with fsync off: the data is a scratch database recreated by
 # every `start`, never something to keep.
 set -euo pipefail
+# shellcheck source=tools/scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SERVERS=(mosquitto postgres influxdb)
 TIMEOUT=${INFRA_TIMEOUT:-30}
@@ -62,29 +64,6 @@ for p in ports:
 for s in held:
     s.close()
 PY
-}
-
-# env_line KEY VALUE: one shell assignment, single-quoted only when needed.
-env_line() {
-    local key=$1 val=$2
-    if [[ "$val" =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
-        printf '%s=%s\n' "$key" "$val"
-    else
-        printf "%s='%s'\n" "$key" "${val//\'/\'\\\'\'}"
-    fi
-}
-
-# alive PID NAME: PID runs, is not a zombie (an orphan's parent may reap it
-# late), and its command name contains NAME (guards against a recycled PID).
-alive() {
-    local pid=$1 name=$2 stat comm state
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    comm=${stat#*\(}
-    comm=${comm%\)*}
-    state=${stat##*\) }
-    state=${state%% *}
-    [[ "$state" != Z && "$state" != X && "$comm" == *"$name"* ]]
 }
 
 read_pid() {

@@ -28,6 +28,8 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd -P)
 INFRA=$SCRIPT_DIR/infra.sh
+# shellcheck source=tools/scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 # Services in start order; the log and pid files use these names.
 SERVICES=(store vehicle-gateway dispatch-engine signal-ingest scheduler site-dlm api-gateway)
@@ -58,16 +60,6 @@ die() {
     exit 1
 }
 
-# env_line KEY VALUE: one shell assignment, single-quoted only when needed.
-env_line() {
-    local key=$1 val=$2
-    if [[ "$val" =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
-        printf '%s=%s\n' "$key" "$val"
-    else
-        printf "%s='%s'\n" "$key" "${val//\'/\'\\\'\'}"
-    fi
-}
-
 now_ms() {
     date +%s%3N
 }
@@ -76,20 +68,6 @@ now_ms() {
 upper() {
     local s=${1^^}
     echo "${s//-/_}"
-}
-
-# alive PID NAME: PID runs, is not a zombie (an orphan's parent may reap it
-# late), and its command line names NAME (guards against a recycled PID; also
-# true for a program run through an interpreter or a wrapper).
-alive() {
-    local pid=$1 name=$2 stat state cmdline
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    state=${stat##*\) }
-    state=${state%% *}
-    [[ "$state" != Z && "$state" != X ]] || return 1
-    cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-    [[ "$cmdline" == *"$name"* ]]
 }
 
 # proc_pid NAME / proc_alive NAME: a started process (service or simulator).
