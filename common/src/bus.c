@@ -78,7 +78,8 @@ int v2g_bus_open(nng_socket *s, enum v2g_bus_kind kind, const char *url, int lis
 		nng_socket_set_int(*s, NNG_OPT_RECVBUF, 64);
 	rv = listen ? nng_listen(*s, url, NULL, 0) : nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK);
 	if (rv) {
-		v2g_error("BUS-OPEN", "%s %s: %s", listen ? "listen" : "dial", url, nng_strerror(rv));
+		v2g_error("BUS-OPEN", "%s %s: %s", listen ? "listen" : "dial", url,
+		          nng_strerror(rv));
 		nng_close(*s);
 		return map_nng(rv);
 	}
@@ -120,7 +121,8 @@ int v2g_bus_send(nng_socket s, v2g_env *env, int timeout_ms)
 	int rc = pack(env, &m);
 	if (rc)
 		return rc;
-	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO,
+	                  timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
 	int rv = nng_sendmsg(s, m, 0);
 	if (rv) {
 		nng_msg_free(m);
@@ -132,7 +134,8 @@ int v2g_bus_send(nng_socket s, v2g_env *env, int timeout_ms)
 int v2g_bus_recv(nng_socket s, v2g_env **out, int timeout_ms)
 {
 	nng_msg *m;
-	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO,
+	                  timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
 	int rv = nng_recvmsg(s, &m, 0);
 	if (rv)
 		return map_nng(rv);
@@ -350,8 +353,7 @@ static void *server_worker(void *arg)
 }
 
 int v2g_bus_server_start(struct v2g_bus_server **out, const char *url, int nworkers,
-                         v2g_bus_handler fn, void *arg, int (*ready_fn)(void *),
-                         void *ready_arg)
+                         v2g_bus_handler fn, void *arg, int (*ready_fn)(void *), void *ready_arg)
 {
 	struct v2g_bus_server *s = calloc(1, sizeof(*s));
 	int rv;

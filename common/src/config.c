@@ -35,7 +35,7 @@ void v2g_config_env_name(const char *path, char *buf, size_t len)
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -96,8 +96,8 @@ static int store_text(const struct v2g_cfg_item *it, const char *text, void *out
 	case V2G_CFG_INT:
 	case V2G_CFG_DOUBLE:
 		if (parse_number(text, &v))
-			return fail(err, errlen, "%s: must be a number, got \"%s\" (from %s)", it->path,
-			            text, origin);
+			return fail(err, errlen, "%s: must be a number, got \"%s\" (from %s)",
+			            it->path, text, origin);
 		if (it->type == V2G_CFG_INT && v != floor(v))
 			return fail(err, errlen, "%s: must be an integer, got \"%s\" (from %s)",
 			            it->path, text, origin);
@@ -112,13 +112,15 @@ static int store_text(const struct v2g_cfg_item *it, const char *text, void *out
 	case V2G_CFG_STRING: {
 		size_t max = it->max > 0 ? (size_t)it->max : 4096;
 		if (strlen(text) > max)
-			return fail(err, errlen, "%s: longer than %zu characters (from %s)", it->path,
-			            max, origin);
+			return fail(err, errlen, "%s: longer than %zu characters (from %s)",
+			            it->path, max, origin);
 		if (it->min >= 1 && *text == '\0')
-			return fail(err, errlen, "%s: must not be empty (from %s)", it->path, origin);
+			return fail(err, errlen, "%s: must not be empty (from %s)", it->path,
+			            origin);
 		if (it->min > 1 && strlen(text) < (size_t)it->min)
-			return fail(err, errlen, "%s: must be at least %g characters long (from %s)",
-			            it->path, it->min, origin);
+			return fail(err, errlen,
+			            "%s: must be at least %g characters long (from %s)", it->path,
+			            it->min, origin);
 		char *copy = strdup(text);
 		if (!copy)
 			return fail(err, errlen, "%s: out of memory", it->path);
@@ -142,7 +144,8 @@ static int store_setting(const struct v2g_cfg_item *it, config_setting_t *s, voi
 	switch (it->type) {
 	case V2G_CFG_BOOL:
 		if (t != CONFIG_TYPE_BOOL)
-			return fail(err, errlen, "%s: must be true or false (%s)", it->path, origin);
+			return fail(err, errlen, "%s: must be true or false (%s)", it->path,
+			            origin);
 		return store_text(it, config_setting_get_bool(s) ? "true" : "false", out, origin,
 		                  err, errlen);
 	case V2G_CFG_INT:
@@ -196,7 +199,9 @@ int v2g_config_load(const char *file, const struct v2g_cfg_item *items, size_t n
 			else if (it->def)
 				rc = store_text(it, it->def, out, "default", err, errlen);
 			else
-				rc = fail(err, errlen, "%s: required setting is missing (set it in the file or %s)",
+				rc = fail(err, errlen,
+				          "%s: required setting is missing (set it in the file or "
+				          "%s)",
 				          it->path, env);
 		}
 	}

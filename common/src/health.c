@@ -88,10 +88,11 @@ static void record(struct v2g_health *h, struct check *c, int ok, const char *de
 	/* h->mu held */
 	if (c->ok != ok && c->checked_ms) {
 		if (ok)
-			v2g_info("HEALTH-UP", "check %s passes%s%s", c->name, detail && *detail ? ": " : "",
-			         detail ? detail : "");
+			v2g_info("HEALTH-UP", "check %s passes%s%s", c->name,
+			         detail && *detail ? ": " : "", detail ? detail : "");
 		else
-			v2g_warn("HEALTH-DOWN", "check %s fails: %s", c->name, detail ? detail : "");
+			v2g_warn("HEALTH-DOWN", "check %s fails: %s", c->name,
+			         detail ? detail : "");
 	}
 	c->ok = ok;
 	snprintf(c->detail, sizeof(c->detail), "%s", detail ? detail : "");

@@ -16,13 +16,24 @@ struct v2g_httpd {
 };
 
 static const char *const status_text[][2] = {
-	{ "200", "OK" },          { "201", "Created" },           { "202", "Accepted" },
-	{ "204", "No Content" },  { "400", "Bad Request" },       { "401", "Unauthorized" },
-	{ "403", "Forbidden" },   { "404", "Not Found" },         { "405", "Method Not Allowed" },
-	{ "409", "Conflict" },    { "413", "Payload Too Large" }, { "415", "Unsupported Media Type" },
-	{ "429", "Too Many Requests" }, { "500", "Internal Server Error" },
-	{ "501", "Not Implemented" },   { "502", "Bad Gateway" },
-	{ "503", "Service Unavailable" }, { "504", "Gateway Timeout" },
+	{ "200", "OK" },
+	{ "201", "Created" },
+	{ "202", "Accepted" },
+	{ "204", "No Content" },
+	{ "400", "Bad Request" },
+	{ "401", "Unauthorized" },
+	{ "403", "Forbidden" },
+	{ "404", "Not Found" },
+	{ "405", "Method Not Allowed" },
+	{ "409", "Conflict" },
+	{ "413", "Payload Too Large" },
+	{ "415", "Unsupported Media Type" },
+	{ "429", "Too Many Requests" },
+	{ "500", "Internal Server Error" },
+	{ "501", "Not Implemented" },
+	{ "502", "Bad Gateway" },
+	{ "503", "Service Unavailable" },
+	{ "504", "Gateway Timeout" },
 };
 
 static const char *reason(int status)
@@ -36,8 +47,8 @@ static const char *reason(int status)
 	return "Status";
 }
 
-void v2g_http_send_hdr(struct mg_connection *c, int status, const char *ctype,
-                       const char *headers, const char *body, size_t len)
+void v2g_http_send_hdr(struct mg_connection *c, int status, const char *ctype, const char *headers,
+                       const char *body, size_t len)
 {
 	mg_printf(c,
 	          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -58,8 +69,7 @@ void v2g_http_error(struct mg_connection *c, int status, const char *msg)
 	v2g_http_error_hdr(c, status, NULL, msg);
 }
 
-void v2g_http_error_hdr(struct mg_connection *c, int status, const char *headers,
-                        const char *msg)
+void v2g_http_error_hdr(struct mg_connection *c, int status, const char *headers, const char *msg)
 {
 	json_t *o = json_pack("{s:s}", "error", msg ? msg : reason(status));
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -129,8 +139,8 @@ static int log_message(const struct mg_connection *c, const char *msg)
 	return 1;
 }
 
-int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port,
-                    struct v2g_health *health, int threads)
+int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port, struct v2g_health *health,
+                    int threads)
 {
 	char ports[96], nthreads[16];
 	struct mg_callbacks cbs;
@@ -144,9 +154,10 @@ int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port,
 	h->health = health;
 	snprintf(ports, sizeof(ports), "%s:%d", addr && *addr ? addr : "127.0.0.1", port);
 	snprintf(nthreads, sizeof(nthreads), "%d", threads > 0 ? threads : 4);
-	const char *opts[] = { "listening_ports", ports, "num_threads", nthreads,
-		               "request_timeout_ms", "10000", "max_request_size", "65536",
-		               NULL };
+	const char *opts[] = {
+		"listening_ports",  ports,   "num_threads", nthreads, "request_timeout_ms", "10000",
+		"max_request_size", "65536", NULL
+	};
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.log_message = log_message;
 	cbs.http_error = http_error;

@@ -10,8 +10,8 @@ enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM };
 
 struct series {
 	struct series *next;
-	char *lv;          /* label value, NULL for unlabelled */
-	double value;      /* counter/gauge value; histogram sum */
+	char *lv;     /* label value, NULL for unlabelled */
+	double value; /* counter/gauge value; histogram sum */
 	unsigned long long count;
 	unsigned long long *buckets; /* histogram: per bucket (non-cumulative) */
 };
@@ -29,8 +29,8 @@ struct v2g_metric {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct v2g_metric *reg_head, *reg_tail;
 
-const double v2g_latency_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-	                               0.25,  0.5,    1,     2.5,  5,     10,   30, 60 };
+const double v2g_latency_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+	                               0.5,   1,      2.5,   5,    10,    30,   60 };
 const size_t v2g_latency_nbuckets = sizeof(v2g_latency_buckets) / sizeof(v2g_latency_buckets[0]);
 
 static void *xcalloc(size_t n, size_t sz)
@@ -52,8 +52,8 @@ static char *xstrdup(const char *s)
 
 static struct series *series_get(struct v2g_metric *m, const char *lv);
 
-static struct v2g_metric *reg(enum kind kind, const char *name, const char *help,
-                              const char *label, const double *b, size_t nb)
+static struct v2g_metric *reg(enum kind kind, const char *name, const char *help, const char *label,
+                              const double *b, size_t nb)
 {
 	struct v2g_metric *m;
 	pthread_mutex_lock(&reg_mu);
@@ -265,7 +265,10 @@ char *v2g_metrics_render(void)
 		pthread_mutex_lock(&m->mu);
 		bprintf(&b, "# HELP %s ", m->name);
 		for (const char *h = m->help; *h; h++)
-			bprintf(&b, "%s", *h == '\n' ? "\\n" : *h == '\\' ? "\\\\" : (char[2]){ *h, 0 });
+			bprintf(&b, "%s",
+			        *h == '\n'   ? "\\n"
+			        : *h == '\\' ? "\\\\"
+			                     : (char[2]){ *h, 0 });
 		bprintf(&b, "\n# TYPE %s %s\n", m->name, types[m->kind]);
 		for (struct series *s = m->series; s; s = s->next) {
 			if (m->kind != K_HISTOGRAM) {

@@ -16,7 +16,10 @@
 #include "v2g/timeutil.h"
 
 #define C(field) offsetof(struct v2g_common_cfg, field)
-#define URL(path, field, def, help) { path, V2G_CFG_STRING, C(field), 0, 255, def, NULL, help }
+#define URL(path, field, def, help)                                     \
+	{                                                               \
+		path, V2G_CFG_STRING, C(field), 0, 255, def, NULL, help \
+	}
 
 static const struct v2g_cfg_item common_items[] = {
 	{ "logging.level", V2G_CFG_STRING, C(log_level), 0, 16, "info", "LOG_LEVEL",
@@ -65,7 +68,8 @@ static void usage(const char *prog, FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [-c FILE] [-n] [-h] [service options]\n"
-	        "  -c FILE  configuration file (default: $V2G_CONFIG, else ./config.cfg if present)\n"
+	        "  -c FILE  configuration file (default: $V2G_CONFIG, else ./config.cfg if "
+	        "present)\n"
 	        "  -n       check the configuration and exit\n"
 	        "  -h       this help\n"
 	        "Every setting can be overridden as K_<GROUP>__<KEY> in the environment.\n",
@@ -83,8 +87,8 @@ static void print_items(const struct v2g_cfg_item *items, size_t n)
 }
 
 void v2g_service_init(struct v2g_service *svc, const char *name, const char *port_path,
-                      int default_port, int argc, char **argv,
-                      const struct v2g_cfg_item *items, size_t n, void *cfg)
+                      int default_port, int argc, char **argv, const struct v2g_cfg_item *items,
+                      size_t n, void *cfg)
 {
 	char err[512], def[16];
 	int check_only = 0;
@@ -122,20 +126,25 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
 		exit(2);
 	}
 	snprintf(def, sizeof(def), "%d", default_port);
-	struct v2g_cfg_item port_item = { port_path, V2G_CFG_INT, offsetof(struct v2g_service, http_port),
-		                          1, 65535, def, NULL, "HTTP port" };
+	struct v2g_cfg_item port_item = {
+		port_path, V2G_CFG_INT, offsetof(struct v2g_service, http_port), 1, 65535, def,
+		NULL,      "HTTP port"
+	};
 	if (v2g_config_load(file, &port_item, 1, svc, err, sizeof(err))) {
 		fprintf(stderr, "v2g-%s: config: %s\n", name, err);
 		exit(2);
 	}
 	if (v2g_log_level_parse(svc->common.log_level, &level)) {
-		fprintf(stderr, "v2g-%s: config: logging.level: must be debug, info, warn or error, got \"%s\"\n",
+		fprintf(stderr,
+		        "v2g-%s: config: logging.level: must be debug, info, warn or error, got "
+		        "\"%s\"\n",
 		        name, svc->common.log_level);
 		exit(2);
 	}
 	if (strcmp(svc->common.log_format, "text") && strcmp(svc->common.log_format, "json")) {
-		fprintf(stderr, "v2g-%s: config: logging.format: must be text or json, got \"%s\"\n",
-		        name, svc->common.log_format);
+		fprintf(stderr,
+		        "v2g-%s: config: logging.format: must be text or json, got \"%s\"\n", name,
+		        svc->common.log_format);
 		exit(2);
 	}
 	if (cfg_check && cfg_check(cfg, err, sizeof(err))) {
@@ -143,7 +152,8 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
 		exit(2);
 	}
 	if (check_only) {
-		printf("v2g-%s: configuration OK (%s)\n", name, file ? file : "defaults and environment");
+		printf("v2g-%s: configuration OK (%s)\n", name,
+		       file ? file : "defaults and environment");
 		exit(0);
 	}
 	v2g_log_init(name, level, !strcmp(svc->common.log_format, "json"));

@@ -20,7 +20,7 @@
 #include "v2g/timeutil.h"
 
 #define JSON_TYPE "application/json"
-#define ID_WHY "must be 1 to 64 characters of A-Z a-z 0-9 _ . : -"
+#define ID_WHY    "must be 1 to 64 characters of A-Z a-z 0-9 _ . : -"
 /* At most one API-AUTH-FAIL line per this interval. */
 #define AUTH_LOG_INTERVAL_MS 10000
 
@@ -152,8 +152,8 @@ static int read_body(struct mg_connection *c, const struct mg_request_info *ri, 
  * with *rep set (free with v2g_env_free), or the HTTP status it has already
  * answered: the peer's Error as is, 503 when the peer is down or silent,
  * 502 for a reply of the wrong kind. */
-static int bus_call(struct api *a, struct mg_connection *c, const struct peer *p,
-                    v2g_env *req, int want, v2g_env **rep)
+static int bus_call(struct api *a, struct mg_connection *c, const struct peer *p, v2g_env *req,
+                    int want, v2g_env **rep)
 {
 	char msg[160];
 	v2g_env *r = NULL;
@@ -195,8 +195,7 @@ static int bus_call(struct api *a, struct mg_connection *c, const struct peer *p
 
 /* POST /api/signals: the body goes to signal-ingest as received; it owns
  * the field validation. */
-static int signal_submit(struct api *a, struct mg_connection *c,
-                         const struct mg_request_info *ri)
+static int signal_submit(struct api *a, struct mg_connection *c, const struct mg_request_info *ri)
 {
 	V2g__V1__IngestSignal in = V2G__V1__INGEST_SIGNAL__INIT;
 	v2g_env req = V2G__V1__ENVELOPE__INIT, *rep = NULL;
@@ -207,16 +206,13 @@ static int signal_submit(struct api *a, struct mg_connection *c,
 	int st;
 
 	switch (read_body(c, ri, a->max_body, &body, &len)) {
-	case 0:
-		break;
+	case 0: break;
 	case V2G_ERR_TOOBIG:
 		snprintf(msg, sizeof(msg), "body: larger than %zu bytes", a->max_body);
 		error_with_header(c, 413, msg, NULL, NULL);
 		return 413;
-	case V2G_ERR_NOMEM:
-		return send_error(c, 500, "out of memory");
-	default:
-		return send_error(c, 400, "body: could not be read");
+	case V2G_ERR_NOMEM: return send_error(c, 500, "out of memory");
+	default: return send_error(c, 400, "body: could not be read");
 	}
 	if (len == 0) {
 		free(body);
@@ -383,16 +379,15 @@ int api_start(struct api **out, struct mg_context *ctx, const struct api_cfg *cf
 	pthread_mutex_init(&a->auth_mu, NULL);
 
 	a->m_requests = v2g_counter("http_requests_total", "REST requests by route", "route");
-	a->m_duration = v2g_histogram("http_request_duration_seconds",
-	                              "REST request duration by route", "route",
-	                              v2g_latency_buckets, v2g_latency_nbuckets);
-	a->m_responses = v2g_counter("http_responses_total", "REST responses by status code",
-	                             "code");
+	a->m_duration =
+	        v2g_histogram("http_request_duration_seconds", "REST request duration by route",
+	                      "route", v2g_latency_buckets, v2g_latency_nbuckets);
+	a->m_responses =
+	        v2g_counter("http_responses_total", "REST responses by status code", "code");
 	a->m_auth_fail = v2g_counter("api_auth_failures_total",
 	                             "REST requests refused for a missing or wrong token", NULL);
 	a->m_bus_err = v2g_counter("api_bus_errors_total",
-	                           "bus calls that failed (timeout, peer down, bad reply)",
-	                           "peer");
+	                           "bus calls that failed (timeout, peer down, bad reply)", "peer");
 
 	/* civetweb matches "/api" and every "/api/..." path. */
 	mg_set_request_handler(ctx, "/api", api_handler, a);

@@ -47,7 +47,8 @@ int main(int argc, char **argv)
 		goto out_fini;
 	}
 	if ((rc = v2g_bus_client_open(&store, svc.common.bus_store)) != 0) {
-		v2g_error("API-BUS-OPEN", "store at %s: %s", svc.common.bus_store, v2g_strerror(rc));
+		v2g_error("API-BUS-OPEN", "store at %s: %s", svc.common.bus_store,
+		          v2g_strerror(rc));
 		goto out_ingest;
 	}
 	v2g_health_add(svc.health, "signal-ingest", 1, v2g_health_bus_peer, ingest);

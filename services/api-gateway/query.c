@@ -29,9 +29,14 @@ int api_signal_type_parse(const char *s, int *out)
 		const char *name;
 		int index;
 	} names[] = {
-		{ "FCR", 0 },  { "PRIMARY_RESERVE", 0 },   { "0", 0 },
-		{ "AFRR", 1 }, { "SECONDARY_RESERVE", 1 }, { "1", 1 },
-		{ "LOAD_SHEDDING", 2 }, { "2", 2 },
+		{ "FCR", 0 },
+		{ "PRIMARY_RESERVE", 0 },
+		{ "0", 0 },
+		{ "AFRR", 1 },
+		{ "SECONDARY_RESERVE", 1 },
+		{ "1", 1 },
+		{ "LOAD_SHEDDING", 2 },
+		{ "2", 2 },
 	};
 
 	if (!s)
@@ -91,7 +96,7 @@ struct raw {
 
 enum { P_START, P_END, P_VEHICLE, P_TYPE, P_LIMIT, P_COUNT };
 static const char *const param_names[P_COUNT] = { "start", "end", "vehicle_id", "signal_type",
-	                                            "limit" };
+	                                          "limit" };
 
 static int fail(char *err, size_t errlen, const char *field, const char *why)
 {
@@ -118,8 +123,7 @@ static int param_value(const struct raw *r, int i, char *buf, size_t cap, const 
 	return 0;
 }
 
-static int parse_time(const struct raw *r, int i, int64_t *ms, int *has, char *err,
-                      size_t errlen)
+static int parse_time(const struct raw *r, int i, int64_t *ms, int *has, char *err, size_t errlen)
 {
 	static const char why[] = "must be an RFC 3339 time";
 	char buf[64];

@@ -20,15 +20,15 @@ int api_signal_type_parse(const char *s, int *out);
 
 /* Defaults and bounds of the logs query's limit. */
 #define API_LOGS_LIMIT_DEFAULT 100
-#define API_LOGS_LIMIT_MAX 1000
+#define API_LOGS_LIMIT_MAX     1000
 
 /* A validated GET /api/dispatch/logs query. */
 struct api_log_query {
-	int64_t start_ms, end_ms;          /* valid when has_start / has_end */
+	int64_t start_ms, end_ms; /* valid when has_start / has_end */
 	int has_start, has_end;
-	char vehicle_id[API_ID_MAX + 1];   /* "" = any vehicle */
-	int signal_type;                   /* -1 = any */
-	unsigned limit;                    /* 1..API_LOGS_LIMIT_MAX */
+	char vehicle_id[API_ID_MAX + 1]; /* "" = any vehicle */
+	int signal_type;                 /* -1 = any */
+	unsigned limit;                  /* 1..API_LOGS_LIMIT_MAX */
 };
 
 /* Parses a raw (still percent-encoded) query string; qs may be NULL or "".

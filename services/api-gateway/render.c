@@ -101,7 +101,7 @@ static json_t *render_signal(const V2g__V1__Signal *s, int *bad)
 static json_t *completed_at(int status, int64_t ms)
 {
 	return status == V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PENDING ? json_null()
-	                                                                    : jtime(ms);
+	                                                                   : jtime(ms);
 }
 
 static char *dump(json_t *root, int bad)

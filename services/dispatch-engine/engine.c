@@ -37,13 +37,13 @@ struct dispatch {
 	double market_price;
 	int has_market_price;
 
-	int64_t started_ms;      /* wall */
-	int64_t round_sent_ms;   /* wall time of the current round's commands */
+	int64_t started_ms;    /* wall */
+	int64_t round_sent_ms; /* wall time of the current round's commands */
 	int64_t deadline_mono;
 	int64_t first_command_ms, last_published_ms;
 	uint32_t round;
-	size_t pending;          /* commanded vehicles of this round without an answer */
-	size_t commanded;        /* vehicles given power > 0, all rounds */
+	size_t pending;   /* commanded vehicles of this round without an answer */
+	size_t commanded; /* vehicles given power > 0, all rounds */
 	struct alloc *allocs;
 	size_t n, cap;
 	struct disp_strmap by_vehicle; /* vehicle -> index in allocs */
@@ -58,7 +58,7 @@ struct disp_engine {
 	size_t nactive, cap;
 
 	struct v2g_metric *m_latency, *m_dispatched, *m_ack_rate, *m_dispatches, *m_realloc,
-		*m_ignored, *m_active, *m_publish_latency, *m_shortfall;
+	        *m_ignored, *m_active, *m_publish_latency, *m_shortfall;
 };
 
 const char *disp_signal_name(int type)
@@ -82,20 +82,22 @@ struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_f
 	                             "signal_type", v2g_latency_buckets, v2g_latency_nbuckets);
 	e->m_dispatched = v2g_counter("vehicles_dispatched_total",
 	                              "Vehicles given a non-zero command", "signal_type");
-	e->m_ack_rate = v2g_gauge("ack_rate",
-	                          "Acknowledged share of the commanded vehicles in the last finished dispatch",
-	                          "signal_type");
-	e->m_dispatches = v2g_counter("dispatches_total", "Finished dispatches by status", "status");
-	e->m_realloc = v2g_counter("dispatch_reallocations_total",
-	                           "Vehicles whose power was moved after a reject or a silent timeout",
-	                           "signal_type");
+	e->m_ack_rate = v2g_gauge(
+	        "ack_rate",
+	        "Acknowledged share of the commanded vehicles in the last finished dispatch",
+	        "signal_type");
+	e->m_dispatches =
+	        v2g_counter("dispatches_total", "Finished dispatches by status", "status");
+	e->m_realloc = v2g_counter(
+	        "dispatch_reallocations_total",
+	        "Vehicles whose power was moved after a reject or a silent timeout", "signal_type");
 	e->m_ignored = v2g_counter("dispatch_acks_ignored_total",
 	                           "Acks that matched no pending command", "reason");
 	e->m_active = v2g_gauge("dispatch_active", "Dispatches waiting for acks", NULL);
 	e->m_publish_latency = v2g_histogram(
-		"dispatch_publish_latency_seconds",
-		"Time from accepting a signal to the gateway confirming its last command", "signal_type",
-		v2g_latency_buckets, v2g_latency_nbuckets);
+	        "dispatch_publish_latency_seconds",
+	        "Time from accepting a signal to the gateway confirming its last command",
+	        "signal_type", v2g_latency_buckets, v2g_latency_nbuckets);
 	e->m_shortfall = v2g_gauge("dispatch_shortfall_kw",
 	                           "Power missing from the last finished dispatch", "signal_type");
 	return e;
@@ -206,7 +208,8 @@ static void emit_decision(struct disp_engine *e, struct dispatch *d, int final, 
 	totals(d, &allocated, &acked);
 	dec.dispatch_id = d->id;
 	dec.signal = &sig;
-	dec.status = final ? final_status(d, acked) : V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PENDING;
+	dec.status =
+	        final ? final_status(d, acked) : V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PENDING;
 	dec.target_power_kw = d->power_kw;
 	dec.allocated_power_kw = allocated;
 	dec.acked_power_kw = acked;
@@ -329,10 +332,11 @@ static void monitor(struct disp_engine *e, struct dispatch *d, int64_t now_ms)
 	v2g_info("DISP-DONE",
 	         "dispatch=%s signal=%s type=%s status=%s target_kw=%.3f acked_kw=%.3f "
 	         "vehicles=%zu acked=%zu rejected=%zu silent=%zu rounds=%u duration_ms=%lld",
-	         d->id, d->signal_id, type, names[st], d->power_kw, acked, d->commanded, nacked, nrej,
-	         nsilent, d->round + 1, (long long)(now_ms - d->started_ms));
+	         d->id, d->signal_id, type, names[st], d->power_kw, acked, d->commanded, nacked,
+	         nrej, nsilent, d->round + 1, (long long)(now_ms - d->started_ms));
 	v2g_counter_inc(e->m_dispatches, names[st]);
-	v2g_gauge_set(e->m_ack_rate, type, d->commanded ? (double)nacked / (double)d->commanded : 0);
+	v2g_gauge_set(e->m_ack_rate, type,
+	              d->commanded ? (double)nacked / (double)d->commanded : 0);
 	v2g_gauge_set(e->m_shortfall, type, acked < d->power_kw ? d->power_kw - acked : 0);
 }
 
@@ -374,14 +378,16 @@ static int end_round(struct disp_engine *e, struct dispatch *d, int64_t now_ms, 
 			band.low = e->cfg.realloc_min_soc;
 		long n = disp_fleet_eligible(e->fleet, band, now_ms, e->cfg.max_state_age_ms, &c);
 		if (n > 0) {
-			size_t k = disp_filter(c, (size_t)n, e->cfg.realloc_min_soc, in_dispatch, d);
+			size_t k =
+			        disp_filter(c, (size_t)n, e->cfg.realloc_min_soc, in_dispatch, d);
 			d->round++;
 			added = allocate(e, d, c, k, residual);
 			if (added <= KW_EPS)
 				d->round--;
 		}
 		free(c);
-		v2g_info("DISP-REALLOC", "dispatch=%s round=%u residual_kw=%.3f reallocated_kw=%.3f released=%zu",
+		v2g_info("DISP-REALLOC",
+		         "dispatch=%s round=%u residual_kw=%.3f reallocated_kw=%.3f released=%zu",
 		         d->id, d->round, residual, added, nreleased);
 	}
 	emit_commands(e, d, released, nreleased, now_ms);
@@ -435,7 +441,8 @@ int disp_engine_submit(struct disp_engine *e, const V2g__V1__Signal *sig, int64_
 	d->has_market_price = sig->has_market_price;
 	d->started_ms = now_ms;
 
-	long n = disp_fleet_eligible(e->fleet, e->cfg.band[d->type], now_ms, e->cfg.max_state_age_ms, &c);
+	long n = disp_fleet_eligible(e->fleet, e->cfg.band[d->type], now_ms,
+	                             e->cfg.max_state_age_ms, &c);
 	if (n < 0) {
 		dispatch_free(d);
 		return V2G_ERR_NOMEM;
@@ -444,11 +451,14 @@ int disp_engine_submit(struct disp_engine *e, const V2g__V1__Signal *sig, int64_
 	double allocated = allocate(e, d, c, (size_t)n, d->power_kw);
 	free(c);
 	memcpy(dispatch_id, d->id, 37);
-	v2g_info("DISP-START", "dispatch=%s signal=%s type=%s power_kw=%.3f eligible=%ld chosen=%zu allocated_kw=%.3f",
+	v2g_info("DISP-START",
+	         "dispatch=%s signal=%s type=%s power_kw=%.3f eligible=%ld chosen=%zu "
+	         "allocated_kw=%.3f",
 	         d->id, d->signal_id, disp_signal_name(d->type), d->power_kw, n, d->n, allocated);
 	if (d->n == 0) {
-		v2g_warn("DISP-NO-VEHICLES", "dispatch=%s type=%s power_kw=%.3f: no eligible vehicle",
-		         d->id, disp_signal_name(d->type), d->power_kw);
+		v2g_warn("DISP-NO-VEHICLES",
+		         "dispatch=%s type=%s power_kw=%.3f: no eligible vehicle", d->id,
+		         disp_signal_name(d->type), d->power_kw);
 		emit_decision(e, d, 1, now_ms);
 		monitor(e, d, now_ms);
 		pthread_mutex_unlock(&e->mu);
@@ -490,7 +500,8 @@ void disp_engine_acks(struct disp_engine *e, const V2g__V1__AckBatch *b, int64_t
 		struct dispatch *d = ack->dispatch_id ? find(e, ack->dispatch_id, &pos) : NULL;
 		if (!d) {
 			v2g_counter_inc(e->m_ignored, "unknown_dispatch");
-			v2g_debug("DISP-ACK-UNKNOWN", "ack from %s for unknown or finished dispatch %s",
+			v2g_debug("DISP-ACK-UNKNOWN",
+			          "ack from %s for unknown or finished dispatch %s",
 			          ack->vehicle_id, ack->dispatch_id);
 			continue;
 		}
@@ -534,8 +545,9 @@ void disp_engine_published(struct disp_engine *e, const V2g__V1__PublishReport *
 		double s = (double)(r->last_published_ms - d->received_ms) / 1000.0;
 		if (s >= 0)
 			v2g_histogram_observe(e->m_publish_latency, disp_signal_name(d->type), s);
-		v2g_info("DISP-PUBLISHED", "dispatch=%s published=%u failed=%u signal_to_last_command_ms=%lld",
-		         d->id, r->published, r->failed,
+		v2g_info("DISP-PUBLISHED",
+		         "dispatch=%s published=%u failed=%u signal_to_last_command_ms=%lld", d->id,
+		         r->published, r->failed,
 		         (long long)(r->last_published_ms - d->received_ms));
 	}
 	pthread_mutex_unlock(&e->mu);

@@ -18,11 +18,11 @@
 #include "v2g/v1/envelope.pb-c.h"
 
 struct disp_config {
-	struct disp_band band[3];   /* per signal type index: FCR, AFRR, LOAD_SHEDDING */
+	struct disp_band band[3]; /* per signal type index: FCR, AFRR, LOAD_SHEDDING */
 	int ack_timeout_ms;
-	int max_rounds;             /* reallocation rounds after the first */
+	int max_rounds; /* reallocation rounds after the first */
 	int64_t max_state_age_ms;
-	double realloc_min_soc;     /* reallocation skips vehicles below this SoC */
+	double realloc_min_soc; /* reallocation skips vehicles below this SoC */
 };
 
 struct disp_engine_ops {

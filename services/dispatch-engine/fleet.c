@@ -7,7 +7,7 @@
 #include "strmap.h"
 #include "v2g/err.h"
 
-#define CHUNK 4096
+#define CHUNK     4096
 #define MAX_NAMES 65535
 
 struct disp_fleet {

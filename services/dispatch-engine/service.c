@@ -23,10 +23,14 @@ const struct v2g_cfg_item disp_settings_items[] = {
 	  NULL, "older vehicle state is not eligible" },
 	{ "dispatch.realloc_min_soc", V2G_CFG_DOUBLE, S(realloc_min_soc), 0, 100, "20", NULL,
 	  "reallocation skips vehicles below this SoC" },
-	{ "dispatch.soc.fcr.low", V2G_CFG_DOUBLE, S(band[0][0]), 0, 100, "20", NULL, "FCR SoC low" },
-	{ "dispatch.soc.fcr.high", V2G_CFG_DOUBLE, S(band[0][1]), 0, 100, "100", NULL, "FCR SoC high" },
-	{ "dispatch.soc.afrr.low", V2G_CFG_DOUBLE, S(band[1][0]), 0, 100, "20", NULL, "aFRR SoC low" },
-	{ "dispatch.soc.afrr.high", V2G_CFG_DOUBLE, S(band[1][1]), 0, 100, "100", NULL, "aFRR SoC high" },
+	{ "dispatch.soc.fcr.low", V2G_CFG_DOUBLE, S(band[0][0]), 0, 100, "20", NULL,
+	  "FCR SoC low" },
+	{ "dispatch.soc.fcr.high", V2G_CFG_DOUBLE, S(band[0][1]), 0, 100, "100", NULL,
+	  "FCR SoC high" },
+	{ "dispatch.soc.afrr.low", V2G_CFG_DOUBLE, S(band[1][0]), 0, 100, "20", NULL,
+	  "aFRR SoC low" },
+	{ "dispatch.soc.afrr.high", V2G_CFG_DOUBLE, S(band[1][1]), 0, 100, "100", NULL,
+	  "aFRR SoC high" },
 	{ "dispatch.soc.load_shedding.low", V2G_CFG_DOUBLE, S(band[2][0]), 0, 100, "10", NULL,
 	  "load shedding SoC low" },
 	{ "dispatch.soc.load_shedding.high", V2G_CFG_DOUBLE, S(band[2][1]), 0, 100, "100", NULL,
@@ -40,8 +44,8 @@ int disp_settings_check(void *settings, char *err, size_t len)
 	static const char *const keys[] = { "fcr", "afrr", "load_shedding" };
 	for (int t = 0; t < 3; t++) {
 		if (!(s->band[t][0] < s->band[t][1])) {
-			snprintf(err, len, "dispatch.soc.%s: low (%g) must be below high (%g)", keys[t],
-			         s->band[t][0], s->band[t][1]);
+			snprintf(err, len, "dispatch.soc.%s: low (%g) must be below high (%g)",
+			         keys[t], s->band[t][0], s->band[t][1]);
 			return V2G_ERR_CONFIG;
 		}
 	}
@@ -84,8 +88,9 @@ static void send_commands(void *arg, V2g__V1__CommandBatch *b)
 	int rc = v2g_bus_send(s->gw_push, &env, 2000);
 	if (rc) {
 		v2g_counter_inc(s->m_send_fail, "gateway");
-		v2g_error("DISP-BUS-SEND", "dispatch=%s: %zu commands not handed to the gateway: %s",
-		          b->dispatch_id, b->n_commands, v2g_strerror(rc));
+		v2g_error("DISP-BUS-SEND",
+		          "dispatch=%s: %zu commands not handed to the gateway: %s", b->dispatch_id,
+		          b->n_commands, v2g_strerror(rc));
 	}
 }
 
@@ -108,7 +113,8 @@ static void handle_request(void *arg, const v2g_env *req, struct v2g_bus_reply *
 	struct disp_service *s = arg;
 	char id[37];
 
-	if (req->body_case != V2G__V1__ENVELOPE__BODY_SUBMIT_SIGNAL || !req->submit_signal->signal) {
+	if (req->body_case != V2G__V1__ENVELOPE__BODY_SUBMIT_SIGNAL ||
+	    !req->submit_signal->signal) {
 		v2g_counter_inc(s->m_bad, "request");
 		v2g_bus_reply_error(rep, 400, "dispatch-engine: expected submit_signal");
 		return;
@@ -149,7 +155,8 @@ static void *telemetry_main(void *arg)
 		}
 		if (env->body_case == V2G__V1__ENVELOPE__BODY_TELEMETRY) {
 			for (size_t i = 0; i < env->telemetry->n_states; i++) {
-				if (disp_fleet_update(s->fleet, env->telemetry->states[i]) == V2G_OK)
+				if (disp_fleet_update(s->fleet, env->telemetry->states[i]) ==
+				    V2G_OK)
 					v2g_counter_inc(s->m_states, NULL);
 				else
 					v2g_counter_inc(s->m_bad, "state");
@@ -243,7 +250,8 @@ int disp_service_start(struct disp_service **out, struct v2g_service *svc,
 		rc = V2G_ERR_IO;
 		goto fail;
 	}
-	if ((rc = v2g_bus_server_start(&s->rep, c->bus_dispatch, 2, handle_request, s, engine_ready, s)))
+	if ((rc = v2g_bus_server_start(&s->rep, c->bus_dispatch, 2, handle_request, s, engine_ready,
+	                               s)))
 		goto fail;
 	*out = s;
 	return V2G_OK;
@@ -263,7 +271,9 @@ void disp_service_stop(struct disp_service *s, int drain_ms)
 	while ((n = disp_engine_active(s->engine)) > 0 && v2g_mono_ms() < until)
 		usleep(50 * 1000);
 	if (n)
-		v2g_warn("DISP-DRAIN", "%zu dispatches still waiting for acks at shutdown: finished as they are", n);
+		v2g_warn("DISP-DRAIN",
+		         "%zu dispatches still waiting for acks at shutdown: finished as they are",
+		         n);
 	disp_engine_finish_all(s->engine, v2g_now_ms());
 	v2g_bus_server_stop(s->rep);
 	s->stopping = 1;

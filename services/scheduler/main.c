@@ -33,7 +33,8 @@ int main(int argc, char **argv)
 
 	v2g_service_init(&svc, "scheduler", "scheduler.health_port", 9104, argc, argv, items,
 	                 sizeof(items) / sizeof(items[0]), &st);
-	if ((rc = v2g_bus_server_start(&rep, svc.common.bus_scheduler, 1, handle, NULL, NULL, NULL))) {
+	if ((rc = v2g_bus_server_start(&rep, svc.common.bus_scheduler, 1, handle, NULL, NULL,
+	                               NULL))) {
 		v2g_error("SCHED-START-FAIL", "cannot listen on %s: %s", svc.common.bus_scheduler,
 		          v2g_strerror(rc));
 		return 1;

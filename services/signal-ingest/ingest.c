@@ -85,7 +85,8 @@ void ingest_submit(struct ingest *in, const char *json, size_t len, const char *
 		snprintf(res->dispatch_id, sizeof(res->dispatch_id), "%s",
 		         rep->submit_signal_reply->dispatch_id);
 		v2g_counter_inc(m_accepted, type_names[is.type]);
-		v2g_info("INGEST-SIGNAL", "signal=%s source=%s type=%s power_kw=%.3f duration_min=%d dispatch=%s",
+		v2g_info("INGEST-SIGNAL",
+		         "signal=%s source=%s type=%s power_kw=%.3f duration_min=%d dispatch=%s",
 		         res->signal_id, source, type_names[is.type], is.power_kw, is.duration_min,
 		         res->dispatch_id);
 	} else {
@@ -154,7 +155,8 @@ int rtegen_next(const char *scenario, unsigned seq, unsigned *seed, double scale
 		kw = 50;
 		interval = 15;
 	}
-	snprintf(buf, len, "{\"type\":\"%s\",\"power_kw\":%.1f,\"duration_min\":15}", type, kw * scale);
+	snprintf(buf, len, "{\"type\":\"%s\",\"power_kw\":%.1f,\"duration_min\":15}", type,
+	         kw * scale);
 	return interval;
 }
 
@@ -187,7 +189,8 @@ static void *rtegen_main(void *arg)
 		pthread_mutex_unlock(&g->mu);
 		ingest_submit(g->in, json, strlen(json), "rte-gen", &res);
 		if (res.status != 202)
-			v2g_warn("RTEGEN-FAIL", "generated signal not dispatched (%d): %s", res.status, res.error);
+			v2g_warn("RTEGEN-FAIL", "generated signal not dispatched (%d): %s",
+			         res.status, res.error);
 		pthread_mutex_lock(&g->mu);
 		int wait_s = g->interval_s > 0 ? g->interval_s : pace;
 		struct timespec ts = v2g_mono_deadline((int64_t)wait_s * 1000);

@@ -25,18 +25,18 @@ struct settings {
 
 #define S(f) offsetof(struct settings, f)
 static const struct v2g_cfg_item items[] = {
-	{ "signal_ingest.max_power_kw", V2G_CFG_DOUBLE, S(max_power_kw), 0.001, 1e9, "1000000", NULL,
-	  "larger requests are refused" },
-	{ "signal_ingest.max_duration_min", V2G_CFG_INT, S(max_duration_min), 1, 10080, "1440", NULL,
-	  "longest signal accepted" },
-	{ "signal_ingest.default_duration_min", V2G_CFG_INT, S(default_duration_min), 1, 10080, "15",
-	  NULL, "duration when a signal has none" },
+	{ "signal_ingest.max_power_kw", V2G_CFG_DOUBLE, S(max_power_kw), 0.001, 1e9, "1000000",
+	  NULL, "larger requests are refused" },
+	{ "signal_ingest.max_duration_min", V2G_CFG_INT, S(max_duration_min), 1, 10080, "1440",
+	  NULL, "longest signal accepted" },
+	{ "signal_ingest.default_duration_min", V2G_CFG_INT, S(default_duration_min), 1, 10080,
+	  "15", NULL, "duration when a signal has none" },
 	{ "signal_ingest.rte_gen.enabled", V2G_CFG_BOOL, S(rte_gen), 0, 1, "false", NULL,
 	  "run the RTE signal generator" },
 	{ "signal_ingest.rte_gen.scenario", V2G_CFG_STRING, S(rte_scenario), 0, 31, "steady", NULL,
 	  "steady | peak | volatile | ramp" },
-	{ "signal_ingest.rte_gen.interval_seconds", V2G_CFG_INT, S(rte_interval), 0, 86400, "0", NULL,
-	  "0 = the scenario's own pace" },
+	{ "signal_ingest.rte_gen.interval_seconds", V2G_CFG_INT, S(rte_interval), 0, 86400, "0",
+	  NULL, "0 = the scenario's own pace" },
 	{ "signal_ingest.rte_gen.initial_delay_seconds", V2G_CFG_INT, S(rte_delay), 0, 3600, "5",
 	  NULL, "wait before the first signal (the fleet announces itself)" },
 	{ "signal_ingest.rte_gen.power_scale", V2G_CFG_DOUBLE, S(rte_scale), 0.001, 1000, "1", NULL,
@@ -57,8 +57,8 @@ int main(int argc, char **argv)
 	struct rtegen *gen = NULL;
 	int rc;
 
-	v2g_service_init(&svc, "signal-ingest", "signal_ingest.health_port", 9101, argc, argv, items,
-	                 sizeof(items) / sizeof(items[0]), &st);
+	v2g_service_init(&svc, "signal-ingest", "signal_ingest.health_port", 9101, argc, argv,
+	                 items, sizeof(items) / sizeof(items[0]), &st);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rte-gen"))
 			st.rte_gen = 1;
@@ -68,12 +68,15 @@ int main(int argc, char **argv)
 		}
 	}
 	if (st.rte_gen && !rtegen_scenario_valid(st.rte_scenario)) {
-		fprintf(stderr, "v2g-signal-ingest: config: signal_ingest.rte_gen.scenario: unknown scenario \"%s\" (steady, peak, volatile, ramp)\n",
+		fprintf(stderr,
+		        "v2g-signal-ingest: config: signal_ingest.rte_gen.scenario: unknown "
+		        "scenario \"%s\" (steady, peak, volatile, ramp)\n",
 		        st.rte_scenario);
 		return 2;
 	}
 	if (st.default_duration_min > st.max_duration_min) {
-		fprintf(stderr, "v2g-signal-ingest: config: signal_ingest.default_duration_min: must not exceed max_duration_min\n");
+		fprintf(stderr, "v2g-signal-ingest: config: signal_ingest.default_duration_min: "
+		                "must not exceed max_duration_min\n");
 		return 2;
 	}
 	in.lim.max_power_kw = st.max_power_kw;
@@ -90,8 +93,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	v2g_service_start_http(&svc);
-	if (st.rte_gen && rtegen_start(&gen, &in, st.rte_scenario, st.rte_interval, st.rte_delay,
-	                          st.rte_scale))
+	if (st.rte_gen &&
+	    rtegen_start(&gen, &in, st.rte_scenario, st.rte_interval, st.rte_delay, st.rte_scale))
 		v2g_error("RTEGEN-FAIL", "cannot start the RTE generator");
 	v2g_service_wait(&svc);
 	rtegen_stop(gen);

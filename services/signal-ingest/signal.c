@@ -14,8 +14,11 @@ int ingest_type_parse(const char *s)
 	static const struct {
 		const char *name;
 		int type;
-	} names[] = { { "FCR", 0 },  { "PRIMARY_RESERVE", 0 },   { "AFRR", 1 },
-		      { "SECONDARY_RESERVE", 1 }, { "LOAD_SHEDDING", 2 } };
+	} names[] = { { "FCR", 0 },
+		      { "PRIMARY_RESERVE", 0 },
+		      { "AFRR", 1 },
+		      { "SECONDARY_RESERVE", 1 },
+		      { "LOAD_SHEDDING", 2 } };
 	if (!s)
 		return -1;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -25,7 +28,12 @@ int ingest_type_parse(const char *s)
 	return -1;
 }
 
-#define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); rc = V2G_ERR_INVAL; goto out; } while (0)
+#define BAD(...)                                    \
+	do {                                        \
+		snprintf(err, errlen, __VA_ARGS__); \
+		rc = V2G_ERR_INVAL;                 \
+		goto out;                           \
+	} while (0)
 
 int ingest_signal_parse(const char *json, size_t len, const struct ingest_limits *lim,
                         int64_t now_ms, struct ingest_signal *out, char *err, size_t errlen)
@@ -54,7 +62,8 @@ int ingest_signal_parse(const char *json, size_t len, const struct ingest_limits
 	if (json_is_string(v)) {
 		out->type = ingest_type_parse(json_string_value(v));
 		if (out->type < 0)
-			BAD("type: unknown signal type \"%.40s\" (FCR, PRIMARY_RESERVE, AFRR, SECONDARY_RESERVE, LOAD_SHEDDING)",
+			BAD("type: unknown signal type \"%.40s\" (FCR, PRIMARY_RESERVE, AFRR, "
+			    "SECONDARY_RESERVE, LOAD_SHEDDING)",
 			    json_string_value(v));
 	} else if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 2) {
 		out->type = (int)json_integer_value(v);
@@ -75,7 +84,8 @@ int ingest_signal_parse(const char *json, size_t len, const struct ingest_limits
 	if (!v || json_is_null(v)) {
 		out->duration_min = lim->default_duration_min;
 	} else {
-		if (!json_is_integer(v) && !(json_is_real(v) && json_real_value(v) == floor(json_real_value(v))))
+		if (!json_is_integer(v) &&
+		    !(json_is_real(v) && json_real_value(v) == floor(json_real_value(v))))
 			BAD("duration_min: must be an integer number of minutes");
 		double d = json_number_value(v);
 		if (d < 1 || d > lim->max_duration_min)

@@ -14,10 +14,10 @@ struct ingest_limits {
 
 /* A normalised signal. */
 struct ingest_signal {
-	int type;              /* 0 FCR, 1 AFRR, 2 LOAD_SHEDDING */
-	double power_kw;       /* > 0 */
-	int duration_min;      /* 1..max */
-	int64_t timestamp_ms;  /* issued at; now when absent */
+	int type;             /* 0 FCR, 1 AFRR, 2 LOAD_SHEDDING */
+	double power_kw;      /* > 0 */
+	int duration_min;     /* 1..max */
+	int64_t timestamp_ms; /* issued at; now when absent */
 	double market_price;
 	int has_market_price;
 };

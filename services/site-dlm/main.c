@@ -13,8 +13,9 @@ struct settings {
 };
 
 static const struct v2g_cfg_item items[] = {
-	{ "dlm.max_grid_capacity_kw", V2G_CFG_DOUBLE, offsetof(struct settings, max_grid_capacity_kw), 1, 1e6,
-	  "500", "MAX_GRID_CAPACITY_KW", "site service capacity" },
+	{ "dlm.max_grid_capacity_kw", V2G_CFG_DOUBLE,
+	  offsetof(struct settings, max_grid_capacity_kw), 1, 1e6, "500", "MAX_GRID_CAPACITY_KW",
+	  "site service capacity" },
 };
 
 static void handle(void *arg, const v2g_env *req, struct v2g_bus_reply *rep)

@@ -114,15 +114,15 @@ int store_pg_to_ms(const char *s, int64_t *ms)
 	const char *p = s;
 	int y, mo, d, h, mi, sec, frac = 0;
 
-	if (!s || read_digits(&p, 4, &y) || *p++ != '-' || read_digits(&p, 2, &mo) ||
-	    *p++ != '-' || read_digits(&p, 2, &d) || (*p != ' ' && *p != 'T'))
+	if (!s || read_digits(&p, 4, &y) || *p++ != '-' || read_digits(&p, 2, &mo) || *p++ != '-' ||
+	    read_digits(&p, 2, &d) || (*p != ' ' && *p != 'T'))
 		return V2G_ERR_INVAL;
 	p++;
 	if (read_digits(&p, 2, &h) || *p++ != ':' || read_digits(&p, 2, &mi) || *p++ != ':' ||
 	    read_digits(&p, 2, &sec))
 		return V2G_ERR_INVAL;
-	if (y < 1 || mo < 1 || mo > 12 || d < 1 ||
-	    d > mdays[mo - 1] + (mo == 2 && is_leap(y)) || h > 23 || mi > 59 || sec > 59)
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && is_leap(y)) ||
+	    h > 23 || mi > 59 || sec > 59)
 		return V2G_ERR_INVAL;
 	if (*p == '.') {
 		int digits = 0;
@@ -239,7 +239,8 @@ int store_decision_check(const V2g__V1__DispatchDecision *d, char *err, size_t l
 {
 	size_t idlen = strlen(d->dispatch_id);
 	if (idlen == 0 || idlen > STORE_ID_MAX) {
-		snprintf(err, len, "dispatch_id: must be 1..%d bytes, got %zu", STORE_ID_MAX, idlen);
+		snprintf(err, len, "dispatch_id: must be 1..%d bytes, got %zu", STORE_ID_MAX,
+		         idlen);
 		return V2G_ERR_INVAL;
 	}
 	if (!store_status_name((int)d->status)) {
@@ -250,7 +251,8 @@ int store_decision_check(const V2g__V1__DispatchDecision *d, char *err, size_t l
 		snprintf(err, len, "signal.type: unknown value %d", (int)d->signal->type);
 		return V2G_ERR_INVAL;
 	}
-	if (d->signal && (d->signal->duration_min > INT_MAX || !check_ms(d->signal->timestamp_ms))) {
+	if (d->signal &&
+	    (d->signal->duration_min > INT_MAX || !check_ms(d->signal->timestamp_ms))) {
 		snprintf(err, len, "signal: duration_min or timestamp_ms out of range");
 		return V2G_ERR_INVAL;
 	}
@@ -262,7 +264,8 @@ int store_decision_check(const V2g__V1__DispatchDecision *d, char *err, size_t l
 	for (size_t i = 0; i < d->n_allocations; i++) {
 		const V2g__V1__Allocation *a = d->allocations[i];
 		if (a->vehicle_id[0] == '\0' || a->round > INT_MAX || !check_ms(a->acked_ms)) {
-			snprintf(err, len, "allocations[%zu]: empty vehicle_id or value out of range", i);
+			snprintf(err, len,
+			         "allocations[%zu]: empty vehicle_id or value out of range", i);
 			return V2G_ERR_INVAL;
 		}
 	}

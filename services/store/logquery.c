@@ -38,35 +38,40 @@ int store_logq_build(const V2g__V1__LogQuery *q, size_t max_allocations, struct 
 		return V2G_ERR_INVAL;
 	}
 	if (q->signal_type < -1 || q->signal_type > 2) {
-		snprintf(err, len, "signal_type: must be -1 (any) or 0..2, got %d", (int)q->signal_type);
+		snprintf(err, len, "signal_type: must be -1 (any) or 0..2, got %d",
+		         (int)q->signal_type);
 		return V2G_ERR_INVAL;
 	}
 	if (strlen(q->vehicle_id) > VEHICLE_ID_MAX) {
 		snprintf(err, len, "vehicle_id: longer than %d bytes", VEHICLE_ID_MAX);
 		return V2G_ERR_INVAL;
 	}
-	o->limit = q->limit == 0 ? STORE_LOG_LIMIT_DEFAULT
-	         : q->limit > STORE_LOG_LIMIT_MAX ? STORE_LOG_LIMIT_MAX : (int)q->limit;
+	o->limit = q->limit == 0                    ? STORE_LOG_LIMIT_DEFAULT
+	           : q->limit > STORE_LOG_LIMIT_MAX ? STORE_LOG_LIMIT_MAX
+	                                            : (int)q->limit;
 
 	if (q->start_ms > 0)
 		w += (size_t)snprintf(where + w, sizeof where - w,
-		                      " AND d.started_at >= $%d::timestamptz", add_ms(o, q->start_ms));
+		                      " AND d.started_at >= $%d::timestamptz",
+		                      add_ms(o, q->start_ms));
 	if (q->end_ms > 0)
 		w += (size_t)snprintf(where + w, sizeof where - w,
 		                      " AND d.started_at < $%d::timestamptz", add_ms(o, q->end_ms));
 	if (q->signal_type >= 0) {
 		int i = o->nparams;
 		snprintf(o->text[i], STORE_TEXT_MAX, "%d", (int)q->signal_type);
-		w += (size_t)snprintf(where + w, sizeof where - w, " AND d.signal_type = $%d::smallint",
+		w += (size_t)snprintf(where + w, sizeof where - w,
+		                      " AND d.signal_type = $%d::smallint",
 		                      add_param(o, o->text[i]));
 	}
 	if (q->vehicle_id[0]) {
 		int n = add_param(o, q->vehicle_id);
 		o->by_vehicle = 1;
-		w += (size_t)snprintf(where + w, sizeof where - w,
-		                      " AND d.dispatch_id IN (SELECT va.dispatch_id FROM allocations va"
-		                      " WHERE va.vehicle_id = $%d)",
-		                      n);
+		w += (size_t)snprintf(
+		        where + w, sizeof where - w,
+		        " AND d.dispatch_id IN (SELECT va.dispatch_id FROM allocations va"
+		        " WHERE va.vehicle_id = $%d)",
+		        n);
 		snprintf(veh_join, sizeof veh_join, " AND a.vehicle_id = $%d", n);
 	}
 	int i = o->nparams;

@@ -11,8 +11,8 @@
 #include "v2g/v1/query.pb-c.h"
 
 #define STORE_LOG_LIMIT_DEFAULT 100
-#define STORE_LOG_LIMIT_MAX 1000
-#define STORE_LOG_MAX_PARAMS 5
+#define STORE_LOG_LIMIT_MAX     1000
+#define STORE_LOG_MAX_PARAMS    5
 
 struct store_logq {
 	int limit; /* records asked for, after defaulting and clamping */

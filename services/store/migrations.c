@@ -109,9 +109,9 @@ static int apply_one(PGconn *conn, const struct store_migration *m, int *applied
 		return exec_ok(conn, "COMMIT", err, len);
 	if (exec_ok(conn, m->sql, err, len))
 		goto fail;
-	PGresult *res = PQexecParams(conn,
-	                             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-	                             2, NULL, params, NULL, NULL, 0);
+	PGresult *res =
+	        PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+	                     2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		snprintf(err, len, "%s", PQresultErrorMessage(res));
 		err[strcspn(err, "\n")] = '\0';

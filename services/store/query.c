@@ -39,9 +39,9 @@ struct store_query *store_query_new(const char *dsn, int pool_size)
 	q->m_queries = v2g_counter("store_queries_total", "Query requests received", "type");
 	q->m_failures = v2g_counter("store_query_failures_total",
 	                            "Query requests answered with an error", "code");
-	q->m_duration = v2g_histogram("store_query_duration_seconds",
-	                              "Time to answer a query request", "type",
-	                              v2g_latency_buckets, v2g_latency_nbuckets);
+	q->m_duration =
+	        v2g_histogram("store_query_duration_seconds", "Time to answer a query request",
+	                      "type", v2g_latency_buckets, v2g_latency_nbuckets);
 	return q;
 }
 
@@ -151,13 +151,13 @@ static const char begin_snapshot[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ
 /* --- get_dispatch ----------------------------------------------------- */
 
 static const char dispatch_sql[] =
-	"SELECT dispatch_id, signal_id, signal_type, signal_power_kw, duration_min, signal_ts,"
-	" market_price, source, status, target_power_kw, allocated_power_kw, acked_power_kw,"
-	" shortfall_kw, dispatcher, rounds, started_at, completed_at, first_command_at"
-	" FROM dispatches WHERE dispatch_id = $1";
+        "SELECT dispatch_id, signal_id, signal_type, signal_power_kw, duration_min, signal_ts,"
+        " market_price, source, status, target_power_kw, allocated_power_kw, acked_power_kw,"
+        " shortfall_kw, dispatcher, rounds, started_at, completed_at, first_command_at"
+        " FROM dispatches WHERE dispatch_id = $1";
 static const char dispatch_allocs_sql[] =
-	"SELECT vehicle_id, round, power_kw, acked, rejected, reallocated, reason, acked_at"
-	" FROM allocations WHERE dispatch_id = $1 ORDER BY round, vehicle_id";
+        "SELECT vehicle_id, round, power_kw, acked, rejected, reallocated, reason, acked_at"
+        " FROM allocations WHERE dispatch_id = $1 ORDER BY round, vehicle_id";
 
 static int get_dispatch(PGconn *conn, const void *ctx, struct v2g_bus_reply *rep, char *err,
                         size_t len)

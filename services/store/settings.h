@@ -7,10 +7,10 @@
 #include "v2g/config.h"
 
 struct store_cfg {
-	int health_port;  /* store.health_port */
-	int pool_size;    /* store.pool_size: query connections and bus workers */
-	int queue_max;    /* store.queue_max: decisions buffered while PG is down */
-	char *dsn;        /* postgres.dsn (libpq conninfo string or URI) */
+	int health_port; /* store.health_port */
+	int pool_size;   /* store.pool_size: query connections and bus workers */
+	int queue_max;   /* store.queue_max: decisions buffered while PG is down */
+	char *dsn;       /* postgres.dsn (libpq conninfo string or URI) */
 };
 
 extern const struct v2g_cfg_item store_cfg_items[];

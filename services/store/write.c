@@ -11,29 +11,29 @@
 #define STORE_COPY_CHUNK (256u * 1024u)
 
 static const char upsert_sql[] =
-	"INSERT INTO dispatches (dispatch_id, signal_id, signal_type, signal_power_kw,"
-	" duration_min, signal_ts, market_price, source, status, target_power_kw,"
-	" allocated_power_kw, acked_power_kw, shortfall_kw, dispatcher, rounds, started_at,"
-	" completed_at, first_command_at, updated_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-	" coalesce($16::timestamptz, now()), $17, $18, now())"
-	" ON CONFLICT (dispatch_id) DO UPDATE SET"
-	" signal_id = EXCLUDED.signal_id, signal_type = EXCLUDED.signal_type,"
-	" signal_power_kw = EXCLUDED.signal_power_kw, duration_min = EXCLUDED.duration_min,"
-	" signal_ts = EXCLUDED.signal_ts, market_price = EXCLUDED.market_price,"
-	" source = EXCLUDED.source, status = EXCLUDED.status,"
-	" target_power_kw = EXCLUDED.target_power_kw,"
-	" allocated_power_kw = EXCLUDED.allocated_power_kw,"
-	" acked_power_kw = EXCLUDED.acked_power_kw, shortfall_kw = EXCLUDED.shortfall_kw,"
-	" dispatcher = EXCLUDED.dispatcher, rounds = EXCLUDED.rounds,"
-	/* a decision without a start time keeps the one already recorded */
-	" started_at = coalesce($16::timestamptz, dispatches.started_at),"
-	" completed_at = EXCLUDED.completed_at, first_command_at = EXCLUDED.first_command_at,"
-	" updated_at = now()";
+        "INSERT INTO dispatches (dispatch_id, signal_id, signal_type, signal_power_kw,"
+        " duration_min, signal_ts, market_price, source, status, target_power_kw,"
+        " allocated_power_kw, acked_power_kw, shortfall_kw, dispatcher, rounds, started_at,"
+        " completed_at, first_command_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+        " coalesce($16::timestamptz, now()), $17, $18, now())"
+        " ON CONFLICT (dispatch_id) DO UPDATE SET"
+        " signal_id = EXCLUDED.signal_id, signal_type = EXCLUDED.signal_type,"
+        " signal_power_kw = EXCLUDED.signal_power_kw, duration_min = EXCLUDED.duration_min,"
+        " signal_ts = EXCLUDED.signal_ts, market_price = EXCLUDED.market_price,"
+        " source = EXCLUDED.source, status = EXCLUDED.status,"
+        " target_power_kw = EXCLUDED.target_power_kw,"
+        " allocated_power_kw = EXCLUDED.allocated_power_kw,"
+        " acked_power_kw = EXCLUDED.acked_power_kw, shortfall_kw = EXCLUDED.shortfall_kw,"
+        " dispatcher = EXCLUDED.dispatcher, rounds = EXCLUDED.rounds,"
+        /* a decision without a start time keeps the one already recorded */
+        " started_at = coalesce($16::timestamptz, dispatches.started_at),"
+        " completed_at = EXCLUDED.completed_at, first_command_at = EXCLUDED.first_command_at,"
+        " updated_at = now()";
 
 static const char copy_sql[] =
-	"COPY allocations (dispatch_id, vehicle_id, round, power_kw, acked, rejected,"
-	" reallocated, reason, acked_at) FROM STDIN";
+        "COPY allocations (dispatch_id, vehicle_id, round, power_kw, acked, rejected,"
+        " reallocated, reason, acked_at) FROM STDIN";
 
 static void set_double(struct store_dispatch_params *p, int i, double v)
 {
@@ -99,8 +99,7 @@ static int put_failed(PGconn *conn, char *err, size_t len)
 }
 
 /* Streams every allocation of d into an open COPY and ends it. */
-static int copy_allocations(PGconn *conn, const V2g__V1__DispatchDecision *d, char *err,
-                            size_t len)
+static int copy_allocations(PGconn *conn, const V2g__V1__DispatchDecision *d, char *err, size_t len)
 {
 	struct store_buf buf = { 0 };
 	int rc = 0;
@@ -144,8 +143,7 @@ int store_write_decision(PGconn *conn, const V2g__V1__DispatchDecision *d, char 
 	store_write_params(d, &p);
 	if ((rc = exec_cmd(conn, "BEGIN", err, len)) != 0)
 		goto fail;
-	res = PQexecParams(conn, upsert_sql, STORE_DISPATCH_NPARAMS, NULL, p.values, NULL, NULL,
-	                   0);
+	res = PQexecParams(conn, upsert_sql, STORE_DISPATCH_NPARAMS, NULL, p.values, NULL, NULL, 0);
 	rc = store_db_check(res, PGRES_COMMAND_OK, err, len);
 	PQclear(res);
 	if (rc)

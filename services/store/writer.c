@@ -17,8 +17,8 @@
 #include "v2g/timeutil.h"
 #include "write.h"
 
-#define BACKOFF_MIN_MS 200
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MIN_MS  200
+#define BACKOFF_MAX_MS  5000
 #define RECV_TIMEOUT_MS 200
 /* A write slower than this is logged as STORE-WRITE-SLOW. */
 #define SLOW_WRITE_S 1.0
@@ -34,7 +34,7 @@ struct store_writer {
 	size_t lost;                    /* written by the writer thread, read after join */
 
 	struct v2g_metric *m_received, *m_written, *m_duration, *m_depth, *m_bad, *m_failures,
-		*m_dropped, *m_rejected;
+	        *m_dropped, *m_rejected;
 };
 
 static void env_free(void *p)
@@ -134,8 +134,8 @@ static int write_one(struct store_writer *w, const V2g__V1__DispatchDecision *d)
 			         d->dispatch_id, d->n_allocations, dt);
 		else
 			v2g_debug("STORE-WRITE", "dispatch %s %s, %zu allocations, %.1f ms",
-			          d->dispatch_id, store_status_name((int)d->status), d->n_allocations,
-			          dt * 1000.0);
+			          d->dispatch_id, store_status_name((int)d->status),
+			          d->n_allocations, dt * 1000.0);
 		return 0;
 	}
 	v2g_counter_inc(w->m_failures, NULL);
@@ -214,8 +214,7 @@ static void *wr_main(void *arg)
 	return NULL;
 }
 
-int store_writer_start(struct store_writer **out, const char *dsn, const char *url,
-                       int queue_max)
+int store_writer_start(struct store_writer **out, const char *dsn, const char *url, int queue_max)
 {
 	struct store_writer *w = calloc(1, sizeof *w);
 	int rc;

@@ -18,8 +18,7 @@ struct store_writer;
 /* Listens with a PULL socket on url and starts both threads. dsn is borrowed
  * and must outlive the writer. Returns 0, or an error (nothing started) when
  * the socket cannot listen or a thread cannot start. */
-int store_writer_start(struct store_writer **out, const char *dsn, const char *url,
-                       int queue_max);
+int store_writer_start(struct store_writer **out, const char *dsn, const char *url, int queue_max);
 
 /* Stops receiving, keeps writing what is queued for at most drain_ms, then
  * stops and frees everything. Returns how many decisions were not written. */

@@ -22,16 +22,16 @@
 #include "v2g/timeutil.h"
 #include "v2g/sync.h"
 
-#define STATES_EARLY_FLUSH 5000   /* publish sooner past this many states */
-#define STATES_MAX 50000          /* pending states beyond are dropped */
-#define ACKS_FLUSH_N 1000
-#define ACKS_FLUSH_MS 2
-#define ACKS_MAX 100000
-#define DRAIN_PUBLISH_MS 2000     /* wait for in-flight command publishes */
-#define MQTT_CLOSE_MS 3000
-#define INFLUX_FLUSH_MS 5000
-#define RECV_POLL_MS 200
-#define LOG_EVERY_MS 1000
+#define STATES_EARLY_FLUSH 5000  /* publish sooner past this many states */
+#define STATES_MAX         50000 /* pending states beyond are dropped */
+#define ACKS_FLUSH_N       1000
+#define ACKS_FLUSH_MS      2
+#define ACKS_MAX           100000
+#define DRAIN_PUBLISH_MS   2000 /* wait for in-flight command publishes */
+#define MQTT_CLOSE_MS      3000
+#define INFLUX_FLUSH_MS    5000
+#define RECV_POLL_MS       200
+#define LOG_EVERY_MS       1000
 
 /* One CommandBatch being published; the paho context of all its messages.
  * Reported once: when the last confirmation arrives, or at once when the
@@ -113,8 +113,8 @@ struct vgw_gateway {
 	struct rate_log bad_payload_log, bus_fail_log, bad_command_log;
 
 	struct v2g_metric *m_connected, *m_received, *m_rejected, *m_pub_ok, *m_pub_fail,
-		*m_tel_batches, *m_states_dropped, *m_acks_fwd, *m_acks_dropped, *m_bus_fail,
-		*m_cmd_batches, *m_cmd_seconds;
+	        *m_tel_batches, *m_states_dropped, *m_acks_fwd, *m_acks_dropped, *m_bus_fail,
+	        *m_cmd_batches, *m_cmd_seconds;
 };
 
 static void batches_lost(struct vgw_gateway *g);
@@ -164,14 +164,10 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz)
 static const char *kind_name(enum vgw_topic_kind k)
 {
 	switch (k) {
-	case VGW_TOPIC_STATE:
-		return "state";
-	case VGW_TOPIC_ACK:
-		return "ack";
-	case VGW_TOPIC_TELEMETRY:
-		return "telemetry";
-	case VGW_TOPIC_OTHER:
-		break;
+	case VGW_TOPIC_STATE: return "state";
+	case VGW_TOPIC_ACK: return "ack";
+	case VGW_TOPIC_TELEMETRY: return "telemetry";
+	case VGW_TOPIC_OTHER: break;
 	}
 	return "other";
 }
@@ -242,8 +238,8 @@ static void on_mqtt_message(void *arg, const char *topic, size_t tlen, const voi
 	int bad_id;
 
 	enum vgw_topic_kind kind =
-		vgw_payload_classify(topic, tlen, c->state_prefix, c->ack_prefix,
-		                     c->pull ? c->response_prefix : NULL, id, &bad_id);
+	        vgw_payload_classify(topic, tlen, c->state_prefix, c->ack_prefix,
+	                             c->pull ? c->response_prefix : NULL, id, &bad_id);
 	if (kind == VGW_TOPIC_OTHER)
 		return;
 	v2g_counter_inc(g->m_received, kind_name(kind));
@@ -256,7 +252,8 @@ static void on_mqtt_message(void *arg, const char *topic, size_t tlen, const voi
 	int64_t now = v2g_now_ms();
 	if (kind == VGW_TOPIC_ACK) {
 		struct vgw_ack a;
-		if (vgw_payload_decode_ack(payload, len, (size_t)c->max_payload_bytes, now, &a, &err)) {
+		if (vgw_payload_decode_ack(payload, len, (size_t)c->max_payload_bytes, now, &a,
+		                           &err)) {
 			reject_message(g, kind, topic, tlen, err.reason, err.msg);
 			return;
 		}
@@ -290,8 +287,9 @@ static void bus_failed(struct vgw_gateway *g, const char *what, int rc)
 	unsigned suppressed;
 	v2g_counter_inc(g->m_bus_fail, what);
 	if (rate_log_ok(&g->bus_fail_log, &suppressed))
-		v2g_warn("GW-BUS-SEND-FAILED", "cannot send %s on the bus: %s (%u similar suppressed)",
-		         what, v2g_strerror(rc), suppressed);
+		v2g_warn("GW-BUS-SEND-FAILED",
+		         "cannot send %s on the bus: %s (%u similar suppressed)", what,
+		         v2g_strerror(rc), suppressed);
 }
 
 /* --- telemetry thread --------------------------------------------------------- */
@@ -531,8 +529,10 @@ static void batch_report(struct cmd_batch *b, int lost)
 	v2g_counter_add(g->m_pub_fail, NULL, failed);
 	v2g_histogram_observe(g->m_cmd_seconds, NULL, secs);
 	if (failed)
-		v2g_warn("GW-COMMANDS-PUBLISHED", "dispatch %s: %u of %u commands published, %u failed%s "
-		         "(%.3f s)", b->dispatch_id, ok, b->total, failed,
+		v2g_warn("GW-COMMANDS-PUBLISHED",
+		         "dispatch %s: %u of %u commands published, %u failed%s "
+		         "(%.3f s)",
+		         b->dispatch_id, ok, b->total, failed,
 		         lost ? " (MQTT connection lost)" : "", secs);
 	else
 		v2g_info("GW-COMMANDS-PUBLISHED", "dispatch %s: %u commands published in %.3f s",
@@ -660,8 +660,9 @@ static void publish_batch(struct vgw_gateway *g, const V2g__V1__CommandBatch *cb
 	}
 	if (rc || !payload) {
 		bad_command(g, b->dispatch_id,
-		            rc == V2G_ERR_INVAL ? "cannot encode: unknown signal type or empty dispatch id"
-		                                : "cannot encode: out of memory");
+		            rc == V2G_ERR_INVAL
+		                    ? "cannot encode: unknown signal type or empty dispatch id"
+		                    : "cannot encode: out of memory");
 		atomic_fetch_add(&b->failed, b->total);
 		goto out;
 	}
@@ -715,7 +716,8 @@ static void *command_main(void *arg)
 		if (env->body_case == V2G__V1__ENVELOPE__BODY_COMMANDS && env->commands)
 			publish_batch(g, env->commands);
 		else
-			v2g_warn("GW-BUS-UNEXPECTED", "bus.gateway_in: unexpected message (body %d) from %s",
+			v2g_warn("GW-BUS-UNEXPECTED",
+			         "bus.gateway_in: unexpected message (body %d) from %s",
 			         (int)env->body_case, env->sender ? env->sender : "?");
 		v2g_env_free(env);
 	}
@@ -753,8 +755,8 @@ static void register_metrics(struct vgw_gateway *g)
 	                               "TelemetryBatch messages published on the bus", NULL);
 	g->m_states_dropped = v2g_counter("telemetry_states_dropped_total",
 	                                  "Decoded states dropped (queue full)", NULL);
-	g->m_acks_fwd = v2g_counter("acks_forwarded_total", "Acks forwarded to the dispatch engine",
-	                            NULL);
+	g->m_acks_fwd =
+	        v2g_counter("acks_forwarded_total", "Acks forwarded to the dispatch engine", NULL);
 	g->m_acks_dropped = v2g_counter("acks_dropped_total",
 	                                "Acks dropped (queue full or bus send failed)", NULL);
 	g->m_bus_fail = v2g_counter("gateway_bus_send_failures_total",
@@ -770,8 +772,8 @@ static int open_bus(struct vgw_gateway *g, const struct v2g_common_cfg *cc)
 {
 	int rc;
 	if ((rc = v2g_bus_open(&g->pub, V2G_BUS_PUB, cc->bus_telemetry, 1))) {
-		v2g_error("GW-BUS-OPEN", "bus.telemetry: cannot listen on %s: %s", cc->bus_telemetry,
-		          v2g_strerror(rc));
+		v2g_error("GW-BUS-OPEN", "bus.telemetry: cannot listen on %s: %s",
+		          cc->bus_telemetry, v2g_strerror(rc));
 		return rc;
 	}
 	g->pub_open = 1;
@@ -913,7 +915,8 @@ int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
 		.queue_max = cfg->influx_queue_max,
 	};
 	if ((rc = vgw_influx_start(&g->influx, &io))) {
-		v2g_error("GW-INFLUX-START", "cannot start the InfluxDB writer: %s", v2g_strerror(rc));
+		v2g_error("GW-INFLUX-START", "cannot start the InfluxDB writer: %s",
+		          v2g_strerror(rc));
 		goto fail;
 	}
 	v2g_health_add(g->health, "mqtt", 1, NULL, NULL);
@@ -941,9 +944,8 @@ int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
 		goto fail;
 	}
 	g->cthread_on = 1;
-	v2g_info("GW-STARTED", "MQTT %s (%s mode), InfluxDB %s/%s, commands on %s",
-	         cfg->broker, cfg->mode, cfg->influx_url, cfg->influx_db,
-	         svc->common.bus_gateway_in);
+	v2g_info("GW-STARTED", "MQTT %s (%s mode), InfluxDB %s/%s, commands on %s", cfg->broker,
+	         cfg->mode, cfg->influx_url, cfg->influx_db, svc->common.bus_gateway_in);
 	*out = g;
 	return 0;
 fail:

@@ -17,10 +17,10 @@
 #include "v2g/timeutil.h"
 #include "v2g/sync.h"
 
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 10000
+#define BACKOFF_MIN_MS  250
+#define BACKOFF_MAX_MS  10000
 #define HTTP_TIMEOUT_MS 5000
-#define POINT_MAX 2048
+#define POINT_MAX       2048
 
 enum write_result { WRITE_OK, WRITE_DOWN, WRITE_REJECTED, WRITE_NO_DB };
 
@@ -65,8 +65,8 @@ int vgw_influx_escape_tag(const char *in, char *out, size_t len)
 		/* InfluxDB 1.x keeps a backslash literally, but cannot parse one
 		 * that ends the value or precedes an escaped character: those are
 		 * dropped (the bus keeps the original string). */
-		if (*p == '\\' && (p[1] == '\0' || p[1] == ',' || p[1] == '=' || p[1] == ' ' ||
-		                    p[1] == '\\'))
+		if (*p == '\\' &&
+		    (p[1] == '\0' || p[1] == ',' || p[1] == '=' || p[1] == ' ' || p[1] == '\\'))
 			continue;
 		if (o + (size_t)esc + 1 >= len)
 			return -1;
@@ -112,7 +112,8 @@ int vgw_influx_line(const struct vgw_state *s, char *buf, size_t len)
 	o = (size_t)n;
 	/* Tags in key order, as InfluxDB stores them. */
 	if (put_tag(buf, len, &o, "fleet_id", s->fleet_id) ||
-	    put_tag(buf, len, &o, "segment", s->segment) || put_tag(buf, len, &o, "site", s->site) ||
+	    put_tag(buf, len, &o, "segment", s->segment) ||
+	    put_tag(buf, len, &o, "site", s->site) ||
 	    put_tag(buf, len, &o, "vehicle_id", s->vehicle_id))
 		return -1;
 	n = snprintf(buf + o, len - o, " soc=%s,max_power_kw=%s,available=%s,power_kw=%s %" PRId64,
@@ -230,8 +231,8 @@ static int create_database(struct vgw_influx *w, long timeout_ms)
 	return 0;
 }
 
-static enum write_result write_body(struct vgw_influx *w, size_t len, long timeout_ms,
-                                    char *why, size_t whylen)
+static enum write_result write_body(struct vgw_influx *w, size_t len, long timeout_ms, char *why,
+                                    size_t whylen)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	if (!w->db_ready) {
@@ -322,11 +323,13 @@ static void *writer_main(void *arg)
 		long timeout = HTTP_TIMEOUT_MS;
 		if (w->stopping) {
 			int64_t left = w->stop_deadline - now;
-			timeout = left < 100 ? 100 : (left < HTTP_TIMEOUT_MS ? (long)left : timeout);
+			timeout =
+			        left < 100 ? 100 : (left < HTTP_TIMEOUT_MS ? (long)left : timeout);
 		}
 		pthread_mutex_unlock(&w->mu);
 
-		enum write_result r = len ? write_body(w, len, timeout, why, sizeof(why)) : WRITE_DOWN;
+		enum write_result r =
+		        len ? write_body(w, len, timeout, why, sizeof(why)) : WRITE_DOWN;
 		if (!len)
 			snprintf(why, sizeof(why), "out of memory");
 
@@ -348,13 +351,14 @@ static void *writer_main(void *arg)
 			v2g_counter_add(w->m_written, NULL, (double)k);
 			if (w->down) {
 				w->down = 0;
-				v2g_info("GW-INFLUX-UP", "InfluxDB at %s is reachable again", w->url);
+				v2g_info("GW-INFLUX-UP", "InfluxDB at %s is reachable again",
+				         w->url);
 			}
 		} else if (r == WRITE_REJECTED) {
 			v2g_counter_inc(w->m_failures, NULL);
 			v2g_counter_add(w->m_dropped, NULL, (double)k);
-			v2g_warn("GW-INFLUX-REJECTED", "InfluxDB refused a batch of %zu points (%s)", k,
-			         why);
+			v2g_warn("GW-INFLUX-REJECTED",
+			         "InfluxDB refused a batch of %zu points (%s)", k, why);
 		} else {
 			v2g_counter_inc(w->m_failures, NULL);
 			if (r == WRITE_NO_DB) {
@@ -364,8 +368,9 @@ static void *writer_main(void *arg)
 			} else if (!w->down) {
 				w->down = 1;
 				v2g_warn("GW-INFLUX-DOWN",
-				         "InfluxDB at %s unreachable (%s); buffering up to %zu points", w->url,
-				         why, w->cap);
+				         "InfluxDB at %s unreachable (%s); buffering up to %zu "
+				         "points",
+				         w->url, why, w->cap);
 			}
 		}
 
@@ -448,11 +453,12 @@ int vgw_influx_start(struct vgw_influx **out, const struct vgw_influx_opts *o)
 
 	w->m_written = v2g_counter("influx_points_written_total",
 	                           "Telemetry points written to InfluxDB", NULL);
-	w->m_failures = v2g_counter("influx_write_failures_total",
-	                            "Failed InfluxDB write requests", NULL);
+	w->m_failures =
+	        v2g_counter("influx_write_failures_total", "Failed InfluxDB write requests", NULL);
 	w->m_dropped = v2g_counter("influx_points_dropped_total",
 	                           "Telemetry points dropped (queue full or refused)", NULL);
-	w->m_queue = v2g_gauge("influx_queue_points", "Telemetry points waiting for InfluxDB", NULL);
+	w->m_queue =
+	        v2g_gauge("influx_queue_points", "Telemetry points waiting for InfluxDB", NULL);
 
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		influx_free(w);
@@ -479,7 +485,8 @@ void vgw_influx_stop(struct vgw_influx *w, int timeout_ms)
 		pthread_join(w->thread, NULL);
 	if (w->count > 0) {
 		v2g_counter_add(w->m_dropped, NULL, (double)w->count);
-		v2g_warn("GW-INFLUX-LOST", "%zu points not written to InfluxDB at shutdown", w->count);
+		v2g_warn("GW-INFLUX-LOST", "%zu points not written to InfluxDB at shutdown",
+		         w->count);
 	}
 	v2g_gauge_set(w->m_queue, NULL, 0);
 	influx_free(w);
@@ -508,7 +515,8 @@ int vgw_influx_probe(void *arg, char *detail, size_t len)
 	curl_easy_cleanup(c);
 
 	if (rc != CURLE_OK) {
-		snprintf(detail, len, "%s: %s", w->ping_url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		snprintf(detail, len, "%s: %s", w->ping_url,
+		         errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		return -1;
 	}
 	if (st != 204) {

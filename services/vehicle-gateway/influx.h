@@ -15,11 +15,11 @@
 struct vgw_influx;
 
 struct vgw_influx_opts {
-	const char *url;      /* http://host:port, no trailing path */
+	const char *url; /* http://host:port, no trailing path */
 	const char *database;
-	int batch_size;       /* points per write */
-	int flush_ms;         /* at least one write per interval when points wait */
-	int queue_max;        /* points kept while InfluxDB is down */
+	int batch_size; /* points per write */
+	int flush_ms;   /* at least one write per interval when points wait */
+	int queue_max;  /* points kept while InfluxDB is down */
 };
 
 /* Starts the writer thread. Copies the options. */

@@ -44,7 +44,7 @@ struct vgw_mqtt {
 	enum link_state state;
 	int closing;
 	int backoff_ms, min_ms, max_ms;
-	int64_t retry_at; /* mono ms */
+	int64_t retry_at;  /* mono ms */
 	unsigned failures; /* consecutive failed attempts */
 };
 
@@ -64,7 +64,8 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 {
 	struct vgw_mqtt *m = ctx;
 	size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	m->h.message(m->h.arg, topic, tl, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
+	m->h.message(m->h.arg, topic, tl, msg->payload,
+	             (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	return 1;
@@ -126,8 +127,8 @@ static void on_subscribe_success(void *ctx, MQTTAsync_successData *resp)
 	else if (m->nsubs > 1 && resp && resp->alt.qosList)
 		for (int i = 0; i < m->nsubs; i++)
 			if (resp->alt.qosList[i] == MQTT_BAD_SUBSCRIBE)
-				v2g_error("GW-MQTT-SUBSCRIBE-FAILED", "broker refused subscription %s",
-				          m->subs[i]);
+				v2g_error("GW-MQTT-SUBSCRIBE-FAILED",
+				          "broker refused subscription %s", m->subs[i]);
 }
 
 /* Every successful connect: subscribe again (clean session) and announce. */
@@ -151,7 +152,8 @@ static void on_connected(void *ctx, char *cause)
 	sub.context = m;
 	rc = MQTTAsync_subscribeMany(m->client, m->nsubs, m->subs, m->sub_qos, &sub);
 	if (rc != MQTTASYNC_SUCCESS)
-		v2g_error("GW-MQTT-SUBSCRIBE-FAILED", "cannot subscribe: %s", MQTTAsync_strerror(rc));
+		v2g_error("GW-MQTT-SUBSCRIBE-FAILED", "cannot subscribe: %s",
+		          MQTTAsync_strerror(rc));
 	rc = MQTTAsync_send(m->client, m->lwt_topic, 6, "online", 1, 1, NULL);
 	if (rc != MQTTASYNC_SUCCESS)
 		v2g_warn("GW-MQTT-LWT", "cannot publish online on %s: %s", m->lwt_topic,

@@ -28,9 +28,9 @@ struct vgw_mqtt_handlers {
 };
 
 struct vgw_mqtt_opts {
-	const char *broker;    /* tcp://host:port or ssl://host:port */
+	const char *broker; /* tcp://host:port or ssl://host:port */
 	const char *client_id;
-	const char *username;  /* "" = none */
+	const char *username; /* "" = none */
 	const char *password;
 	const char *ca_bundle; /* ssl:// only; "" = system trust store */
 	const char *client_cert;
@@ -38,7 +38,7 @@ struct vgw_mqtt_opts {
 	int keepalive_s;
 	int reconnect_min_ms;
 	int reconnect_max_ms;
-	const char *lwt_topic; /* "offline" retained QoS 1 as will, "online" on connect */
+	const char *lwt_topic;   /* "offline" retained QoS 1 as will, "online" on connect */
 	const char *const *subs; /* topic filters (copied) */
 	const int *sub_qos;
 	int nsubs;

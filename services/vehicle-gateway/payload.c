@@ -14,22 +14,17 @@
 const char *vgw_reject_name(enum vgw_reject r)
 {
 	switch (r) {
-	case VGW_REJECT_TOO_LARGE:
-		return "too_large";
-	case VGW_REJECT_BAD_JSON:
-		return "bad_json";
-	case VGW_REJECT_BAD_FIELD:
-		return "bad_field";
-	case VGW_REJECT_BAD_TOPIC:
-		return "bad_topic";
-	case VGW_REJECT_NONE:
-		break;
+	case VGW_REJECT_TOO_LARGE: return "too_large";
+	case VGW_REJECT_BAD_JSON: return "bad_json";
+	case VGW_REJECT_BAD_FIELD: return "bad_field";
+	case VGW_REJECT_BAD_TOPIC: return "bad_topic";
+	case VGW_REJECT_NONE: break;
 	}
 	return "none";
 }
 
 static int reject(struct vgw_payload_err *err, enum vgw_reject reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static int reject(struct vgw_payload_err *err, enum vgw_reject reason, const char *fmt, ...)
 {
 	if (err) {
@@ -50,16 +45,16 @@ int vgw_payload_id_valid(const char *id, size_t len)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)id[i];
-		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		         c == '_' || c == '.' || c == ':' || c == '-';
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		         (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-';
 		if (!ok)
 			return 0;
 	}
 	return 1;
 }
 
-int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix,
-                         const char *suffix, char out[VGW_ID_MAX + 1])
+int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix, const char *suffix,
+                         char out[VGW_ID_MAX + 1])
 {
 	size_t pl = strlen(prefix), sl = strlen(suffix);
 	if (len < pl + sl + 1 || memcmp(topic, prefix, pl) != 0 ||
@@ -77,9 +72,8 @@ int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix,
 	return 0;
 }
 
-enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len,
-                                         const char *state_prefix, const char *ack_prefix,
-                                         const char *resp_prefix,
+enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len, const char *state_prefix,
+                                         const char *ack_prefix, const char *resp_prefix,
                                          char out[VGW_ID_MAX + 1], int *bad_id)
 {
 	static const struct {
@@ -116,8 +110,8 @@ static json_t *member(json_t *o, const char *key)
 	return json_is_null(v) ? NULL : v;
 }
 
-static int get_number(json_t *o, const char *key, int required, double def, double min,
-                      double max, double *out, struct vgw_payload_err *err)
+static int get_number(json_t *o, const char *key, int required, double def, double min, double max,
+                      double *out, struct vgw_payload_err *err)
 {
 	json_t *v = member(o, key);
 	if (!v) {
@@ -180,7 +174,8 @@ static int get_string(json_t *o, const char *key, int required, const char *def,
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
 	if (n >= size)
-		return reject(err, VGW_REJECT_BAD_FIELD, "%s: longer than %zu bytes", key, size - 1);
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: longer than %zu bytes", key,
+		              size - 1);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return reject(err, VGW_REJECT_BAD_FIELD, "%s: control character", key);
@@ -209,8 +204,8 @@ static int load_object(const void *payload, size_t len, size_t max_len, json_t *
 {
 	json_error_t je;
 	if (len > max_len)
-		return reject(err, VGW_REJECT_TOO_LARGE, "payload of %zu bytes over the limit of %zu",
-		              len, max_len);
+		return reject(err, VGW_REJECT_TOO_LARGE,
+		              "payload of %zu bytes over the limit of %zu", len, max_len);
 	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
 		return reject(err, VGW_REJECT_BAD_JSON, "not JSON: %s (byte %d)", je.text,
@@ -238,7 +233,8 @@ int vgw_payload_decode_state(const void *payload, size_t len, size_t max_len, in
 	    (rc = get_bool(o, "available", &out->available, err)) ||
 	    (rc = get_int32(o, "priority", 0, &out->priority, err)) ||
 	    (rc = get_number(o, "tariff", 0, 0, -1e6, 1e6, &out->tariff, err)) ||
-	    (rc = get_string(o, "segment", 0, "default", out->segment, sizeof(out->segment), err)) ||
+	    (rc = get_string(o, "segment", 0, "default", out->segment, sizeof(out->segment),
+	                     err)) ||
 	    (rc = get_string(o, "fleet_id", 0, "", out->fleet_id, sizeof(out->fleet_id), err)) ||
 	    (rc = get_string(o, "site", 0, "", out->site, sizeof(out->site), err)) ||
 	    (rc = get_string(o, "cluster", 0, "", out->cluster, sizeof(out->cluster), err)) ||

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VGW_ID_MAX 64      /* vehicle id: 1..64 of [A-Za-z0-9_.:-] */
-#define VGW_STR_MAX 128    /* segment, fleet_id, site, cluster, ids */
+#define VGW_ID_MAX     64  /* vehicle id: 1..64 of [A-Za-z0-9_.:-] */
+#define VGW_STR_MAX    128 /* segment, fleet_id, site, cluster, ids */
 #define VGW_REASON_MAX 256 /* ack reason; longer ones are truncated */
 
 /* Why a message was dropped; the label of mqtt_messages_rejected_total. */
@@ -37,15 +37,15 @@ struct vgw_state {
 	double soc;          /* 0..100 */
 	double max_power_kw; /* 0..1000 */
 	int available;
-	int32_t priority;    /* default 0 */
-	double tariff;       /* EUR/kWh, default 0 */
+	int32_t priority;              /* default 0 */
+	double tariff;                 /* EUR/kWh, default 0 */
 	char segment[VGW_STR_MAX + 1]; /* default "default" */
 	char fleet_id[VGW_STR_MAX + 1];
 	char site[VGW_STR_MAX + 1];
 	char cluster[VGW_STR_MAX + 1];
-	double battery_kwh;  /* 0 = unknown */
-	double power_kw;     /* -1000..1000, default 0 */
-	int64_t ts_ms;       /* payload ts, else receive time */
+	double battery_kwh;               /* 0 = unknown */
+	double power_kw;                  /* -1000..1000, default 0 */
+	int64_t ts_ms;                    /* payload ts, else receive time */
 	char request_id[VGW_STR_MAX + 1]; /* pull replies; "" otherwise */
 };
 
@@ -71,16 +71,15 @@ int vgw_payload_id_valid(const char *id, size_t len);
  * prefix + "{id}" + suffix. Returns 0 and copies the id into out, or
  * V2G_ERR_NOTFOUND when the topic does not have that shape, or
  * V2G_ERR_INVAL when it does but the id is not a valid vehicle id. */
-int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix,
-                         const char *suffix, char out[VGW_ID_MAX + 1]);
+int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix, const char *suffix,
+                         char out[VGW_ID_MAX + 1]);
 
 /* Classifies an incoming topic: state (state_prefix{id}/state), ack
  * (ack_prefix{id}/ack) or, when resp_prefix is not NULL (pull mode), a
  * telemetry reply (resp_prefix{id}/telemetry). On a match the id is in out;
  * *bad_id is set when the shape matched but the id is invalid. */
-enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len,
-                                         const char *state_prefix, const char *ack_prefix,
-                                         const char *resp_prefix,
+enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len, const char *state_prefix,
+                                         const char *ack_prefix, const char *resp_prefix,
                                          char out[VGW_ID_MAX + 1], int *bad_id);
 
 /* Decodes a state or telemetry payload into *out (every field but

@@ -26,18 +26,17 @@ const struct v2g_cfg_item vgw_settings_items[] = {
 	  "MQTT keepalive" },
 	{ "mqtt.qos_command", V2G_CFG_INT, S(qos_command), 0, 2, "1", NULL,
 	  "QoS of vehicle commands" },
-	{ "mqtt.qos_ack", V2G_CFG_INT, S(qos_ack), 0, 2, "1", NULL,
-	  "QoS of the ack subscription" },
+	{ "mqtt.qos_ack", V2G_CFG_INT, S(qos_ack), 0, 2, "1", NULL, "QoS of the ack subscription" },
 	{ "mqtt.lwt_topic", V2G_CFG_STRING, S(lwt_topic), 0, 256, "v2g/lwt", NULL,
 	  "retained online/offline topic (last will)" },
 	{ "mqtt.state_topic_prefix", V2G_CFG_STRING, S(state_prefix), 0, 256, "vehicle/", NULL,
 	  "state topics are <prefix>{id}/state" },
-	{ "mqtt.command_topic_prefix", V2G_CFG_STRING, S(command_prefix), 0, 256, "vehicle/",
-	  NULL, "command topics are <prefix>{id}/command" },
+	{ "mqtt.command_topic_prefix", V2G_CFG_STRING, S(command_prefix), 0, 256, "vehicle/", NULL,
+	  "command topics are <prefix>{id}/command" },
 	{ "mqtt.ack_topic_prefix", V2G_CFG_STRING, S(ack_prefix), 0, 256, "vehicle/", NULL,
 	  "ack topics are <prefix>{id}/ack" },
-	{ "mqtt.max_payload_bytes", V2G_CFG_INT, S(max_payload_bytes), 64, 1048576, "16384",
-	  NULL, "larger payloads are dropped and counted" },
+	{ "mqtt.max_payload_bytes", V2G_CFG_INT, S(max_payload_bytes), 64, 1048576, "16384", NULL,
+	  "larger payloads are dropped and counted" },
 	{ "mqtt.reconnect_min_ms", V2G_CFG_INT, S(reconnect_min_ms), 10, 600000, "200", NULL,
 	  "first reconnect delay" },
 	{ "mqtt.reconnect_max_ms", V2G_CFG_INT, S(reconnect_max_ms), 10, 600000, "10000", NULL,
@@ -45,10 +44,10 @@ const struct v2g_cfg_item vgw_settings_items[] = {
 	{ "telemetry.mode", V2G_CFG_STRING, S(mode), 0, 8, "push", NULL, "push | pull" },
 	{ "telemetry.request_topic", V2G_CFG_STRING, S(request_topic), 0, 256,
 	  "fleet/telemetry/request", NULL, "pull mode: request broadcast topic" },
-	{ "telemetry.response_topic_prefix", V2G_CFG_STRING, S(response_prefix), 0, 256,
-	  "vehicle/", NULL, "pull mode: replies on <prefix>{id}/telemetry" },
-	{ "telemetry.pull_interval_seconds", V2G_CFG_INT, S(pull_interval_seconds), 1, 86400,
-	  "10", NULL, "pull mode: request period" },
+	{ "telemetry.response_topic_prefix", V2G_CFG_STRING, S(response_prefix), 0, 256, "vehicle/",
+	  NULL, "pull mode: replies on <prefix>{id}/telemetry" },
+	{ "telemetry.pull_interval_seconds", V2G_CFG_INT, S(pull_interval_seconds), 1, 86400, "10",
+	  NULL, "pull mode: request period" },
 	{ "telemetry.batch_ms", V2G_CFG_INT, S(batch_ms), 1, 60000, "50", NULL,
 	  "bus batch window for fresh states" },
 	{ "influxdb.url", V2G_CFG_STRING, S(influx_url), 0, 1024, "http://127.0.0.1:8086", NULL,
@@ -66,7 +65,7 @@ const struct v2g_cfg_item vgw_settings_items[] = {
 const size_t vgw_settings_n = sizeof(vgw_settings_items) / sizeof(vgw_settings_items[0]);
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -130,16 +129,19 @@ int vgw_settings_check(struct vgw_settings *s, char *err, size_t errlen)
 	else if (strcmp(s->mode, "pull") == 0)
 		s->pull = 1;
 	else
-		return bad(err, errlen, "telemetry.mode: must be push or pull, got \"%s\"", s->mode);
+		return bad(err, errlen, "telemetry.mode: must be push or pull, got \"%s\"",
+		           s->mode);
 
 	if (!starts_with(s->influx_url, "http://") && !starts_with(s->influx_url, "https://"))
-		return bad(err, errlen, "influxdb.url: must start with http:// or https://, got \"%s\"",
+		return bad(err, errlen,
+		           "influxdb.url: must start with http:// or https://, got \"%s\"",
 		           s->influx_url);
 	if (!s->influx_db[0])
 		return bad(err, errlen, "influxdb.database: must not be empty");
 	for (const char *p = s->influx_db; *p; p++)
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-			return bad(err, errlen, "influxdb.database: no quotes, backslashes or control "
+			return bad(err, errlen,
+			           "influxdb.database: no quotes, backslashes or control "
 			           "characters");
 	if (s->influx_batch_size > s->influx_queue_max)
 		return bad(err, errlen,

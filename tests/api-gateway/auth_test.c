@@ -41,8 +41,8 @@ static void test_check(void)
 	CHECK(!api_auth_check(NULL, tok));
 	CHECK(!api_auth_check("", tok));
 	CHECK(!api_auth_check("s3cr3t-T0ken", tok));
-	CHECK(!api_auth_check("Bearer s3cr3t-t0ken", tok)); /* token is case-sensitive */
-	CHECK(!api_auth_check("Bearer s3cr3t-T0ke", tok));  /* prefix */
+	CHECK(!api_auth_check("Bearer s3cr3t-t0ken", tok));  /* token is case-sensitive */
+	CHECK(!api_auth_check("Bearer s3cr3t-T0ke", tok));   /* prefix */
 	CHECK(!api_auth_check("Bearer s3cr3t-T0kenX", tok)); /* longer */
 	CHECK(!api_auth_check("Bearer s3cr3t-T0ken extra", tok));
 	CHECK(!api_auth_check("Basic s3cr3t-T0ken", tok));

@@ -16,17 +16,18 @@ static int parse(const char *qs)
 }
 
 /* qs must be refused with an error line starting with want. */
-#define CHECK_BAD(qs, want)                                                                \
-	do {                                                                               \
-		CHECK_INT(parse(qs), V2G_ERR_INVAL);                                       \
-		if (strncmp(err, (want), strlen(want)) != 0)                               \
+#define CHECK_BAD(qs, want)                                                                       \
+	do {                                                                                      \
+		CHECK_INT(parse(qs), V2G_ERR_INVAL);                                              \
+		if (strncmp(err, (want), strlen(want)) != 0)                                      \
 			harness_fail(__FILE__, __LINE__, "\"%s\": error \"%s\", expected \"%s\"", \
-			             (qs), err, (want));                                   \
+			             (qs), err, (want));                                          \
 	} while (0)
 
 static void test_defaults(void)
 {
-	const char *empty[] = { NULL, "", "&", "&&", "start=&end=&limit=&vehicle_id=&signal_type=" };
+	const char *empty[] = { NULL, "", "&", "&&",
+		                "start=&end=&limit=&vehicle_id=&signal_type=" };
 	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
 		CHECK_INT(parse(empty[i]), 0);
 		CHECK_INT(q.has_start, 0);
@@ -93,9 +94,18 @@ static void test_signal_type(void)
 		const char *v;
 		int want;
 	} good[] = {
-		{ "FCR", 0 },  { "fcr", 0 },  { "Primary_Reserve", 0 }, { "PRIMARY_RESERVE", 0 },
-		{ "0", 0 },    { "AFRR", 1 }, { "afrr", 1 },            { "secondary_reserve", 1 },
-		{ "1", 1 },    { "LOAD_SHEDDING", 2 }, { "load_shedding", 2 }, { "2", 2 },
+		{ "FCR", 0 },
+		{ "fcr", 0 },
+		{ "Primary_Reserve", 0 },
+		{ "PRIMARY_RESERVE", 0 },
+		{ "0", 0 },
+		{ "AFRR", 1 },
+		{ "afrr", 1 },
+		{ "secondary_reserve", 1 },
+		{ "1", 1 },
+		{ "LOAD_SHEDDING", 2 },
+		{ "load_shedding", 2 },
+		{ "2", 2 },
 	};
 	char qs[64];
 
@@ -213,11 +223,16 @@ static void test_id_rule(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_defaults),      HCASE(test_all_good),
-		HCASE(test_times),         HCASE(test_time_order),
-		HCASE(test_signal_type),   HCASE(test_limit),
-		HCASE(test_vehicle_id),    HCASE(test_percent_encoding),
-		HCASE(test_unknown_and_repeated), HCASE(test_id_rule),
+		HCASE(test_defaults),
+		HCASE(test_all_good),
+		HCASE(test_times),
+		HCASE(test_time_order),
+		HCASE(test_signal_type),
+		HCASE(test_limit),
+		HCASE(test_vehicle_id),
+		HCASE(test_percent_encoding),
+		HCASE(test_unknown_and_repeated),
+		HCASE(test_id_rule),
 	};
 	return harness_main("api-query", cases, HARNESS_N(cases));
 }

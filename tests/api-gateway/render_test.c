@@ -135,9 +135,17 @@ static void test_dispatch_fields(void)
 /* The exact top-level key set: nothing missing, nothing extra. */
 static void test_dispatch_keys(void)
 {
-	static const char *const keys[] = { "dispatch_id", "signal", "status", "target_power_kw",
-		                            "allocated_power_kw", "acked_power_kw", "shortfall_kw",
-		                            "dispatcher", "rounds", "allocations", "started_at",
+	static const char *const keys[] = { "dispatch_id",
+		                            "signal",
+		                            "status",
+		                            "target_power_kw",
+		                            "allocated_power_kw",
+		                            "acked_power_kw",
+		                            "shortfall_kw",
+		                            "dispatcher",
+		                            "rounds",
+		                            "allocations",
+		                            "started_at",
 		                            "completed_at" };
 	struct fixture f;
 	json_t *j;
@@ -349,11 +357,16 @@ static void test_number_format(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_dispatch_fields),   HCASE(test_dispatch_keys),
-		HCASE(test_dispatch_pending),  HCASE(test_dispatch_statuses),
-		HCASE(test_market_price),      HCASE(test_signal_types),
-		HCASE(test_dispatch_degenerate), HCASE(test_logs),
-		HCASE(test_submit),            HCASE(test_number_format),
+		HCASE(test_dispatch_fields),
+		HCASE(test_dispatch_keys),
+		HCASE(test_dispatch_pending),
+		HCASE(test_dispatch_statuses),
+		HCASE(test_market_price),
+		HCASE(test_signal_types),
+		HCASE(test_dispatch_degenerate),
+		HCASE(test_logs),
+		HCASE(test_submit),
+		HCASE(test_number_format),
 	};
 	return harness_main("api-render", cases, HARNESS_N(cases));
 }

@@ -55,10 +55,20 @@ static void test_wrong_method(void)
 static void test_unknown(void)
 {
 	static const char *const paths[] = {
-		"/api",           "/api/",          "/api/signals/",   "/api/signals/x",
-		"/api/signalsx",  "/api/dispatches", "/api/dispatches/a/b", "/api/dispatch/logs/",
-		"/api/dispatch",  "/api/vehicles/status", "/api/schedule", "/api/watchdogs",
-		"/apix",          "",
+		"/api",
+		"/api/",
+		"/api/signals/",
+		"/api/signals/x",
+		"/api/signalsx",
+		"/api/dispatches",
+		"/api/dispatches/a/b",
+		"/api/dispatch/logs/",
+		"/api/dispatch",
+		"/api/vehicles/status",
+		"/api/schedule",
+		"/api/watchdogs",
+		"/apix",
+		"",
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		api_route_match("GET", paths[i], &m);

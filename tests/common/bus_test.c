@@ -179,8 +179,14 @@ static void push_pull(int tcp)
 	nng_close(pull);
 }
 
-static void test_push_pull_inproc(void) { push_pull(0); }
-static void test_push_pull_tcp(void) { push_pull(1); }
+static void test_push_pull_inproc(void)
+{
+	push_pull(0);
+}
+static void test_push_pull_tcp(void)
+{
+	push_pull(1);
+}
 
 static void large_batch(int tcp)
 {
@@ -207,8 +213,14 @@ static void large_batch(int tcp)
 	batch_fini(&b);
 }
 
-static void test_large_batch_inproc(void) { large_batch(0); }
-static void test_large_batch_tcp(void) { large_batch(1); }
+static void test_large_batch_inproc(void)
+{
+	large_batch(0);
+}
+static void test_large_batch_tcp(void)
+{
+	large_batch(1);
+}
 
 static void test_too_big_refused(void)
 {
@@ -272,8 +284,14 @@ static void pub_sub(int tcp)
 	nng_close(pub);
 }
 
-static void test_pub_sub_inproc(void) { pub_sub(0); }
-static void test_pub_sub_tcp(void) { pub_sub(1); }
+static void test_pub_sub_inproc(void)
+{
+	pub_sub(0);
+}
+static void test_pub_sub_tcp(void)
+{
+	pub_sub(1);
+}
 
 static void test_recv_timeout(void)
 {
@@ -345,8 +363,14 @@ static void undecodable_pull(int tcp)
 	nng_close(pull);
 }
 
-static void test_undecodable_pull_inproc(void) { undecodable_pull(0); }
-static void test_undecodable_pull_tcp(void) { undecodable_pull(1); }
+static void test_undecodable_pull_inproc(void)
+{
+	undecodable_pull(0);
+}
+static void test_undecodable_pull_tcp(void)
+{
+	undecodable_pull(1);
+}
 
 /* --- req/rep ------------------------------------------------------------ */
 
@@ -434,8 +458,14 @@ static void req_rep(int tcp)
 	v2g_bus_server_stop(srv);
 }
 
-static void test_req_rep_inproc(void) { req_rep(0); }
-static void test_req_rep_tcp(void) { req_rep(1); }
+static void test_req_rep_inproc(void)
+{
+	req_rep(0);
+}
+static void test_req_rep_tcp(void)
+{
+	req_rep(1);
+}
 
 static void test_handler_without_reply_is_500(void)
 {

@@ -33,9 +33,9 @@ static const struct v2g_cfg_item items[] = {
 #define NITEMS HARNESS_N(items)
 
 static const char *const env_names[] = {
-	"K_T__N",     "K_T__RATIO",          "K_T__FLAG",     "K_T__NAME",
-	"K_T__COUNT", "K_DISPATCH__SOC__FCR__LOW", "T_COUNT_ALIAS", "K_T__BIG",
-	"K_T__REQ",
+	"K_T__N",        "K_T__RATIO", "K_T__FLAG",
+	"K_T__NAME",     "K_T__COUNT", "K_DISPATCH__SOC__FCR__LOW",
+	"T_COUNT_ALIAS", "K_T__BIG",   "K_T__REQ",
 };
 
 static char tmpdir[64];
@@ -130,7 +130,8 @@ static void test_file_int_where_double_expected(void)
 	struct tcfg c;
 	char err[256];
 	clear_env();
-	const char *f = cfg_file("t = { ratio = 1; };\ndispatch = { soc = { fcr = { low = 30; }; }; };\n");
+	const char *f =
+	        cfg_file("t = { ratio = 1; };\ndispatch = { soc = { fcr = { low = 30; }; }; };\n");
 	CHECK_INT(load(f, &c, err, sizeof(err)), 0);
 	CHECK_NEAR(c.ratio, 1.0, 0);
 	CHECK_NEAR(c.low, 30.0, 0);
@@ -279,12 +280,12 @@ static void test_out_of_range_file(void)
 static void test_wrong_type_in_file(void)
 {
 	static const char *const bad[] = {
-		"t = { n = \"12\"; };\n",       /* string for an int */
-		"t = { ratio = true; };\n",     /* bool for a double */
-		"t = { flag = 1; };\n",         /* int for a bool */
-		"t = { name = 5; };\n",         /* int for a string */
-		"t = { n = [1, 2]; };\n",       /* array for an int */
-		"t = { n = { x = 1; }; };\n",   /* group for an int */
+		"t = { n = \"12\"; };\n",     /* string for an int */
+		"t = { ratio = true; };\n",   /* bool for a double */
+		"t = { flag = 1; };\n",       /* int for a bool */
+		"t = { name = 5; };\n",       /* int for a string */
+		"t = { n = [1, 2]; };\n",     /* array for an int */
+		"t = { n = { x = 1; }; };\n", /* group for an int */
 	};
 	static const char *const key[] = { "t.n", "t.ratio", "t.flag", "t.name", "t.n", "t.n" };
 	struct tcfg c;

@@ -15,7 +15,7 @@
 #include "v2g/timeutil.h"
 
 struct probe {
-	atomic_int fail;  /* what the probe answers */
+	atomic_int fail; /* what the probe answers */
 	atomic_int calls;
 	const char *detail;
 };

@@ -123,7 +123,7 @@ static void test_histogram(void)
 	v2g_histogram_observe(m, NULL, 0.1); /* le is inclusive */
 	v2g_histogram_observe(m, NULL, 0.3);
 	v2g_histogram_observe(m, NULL, 0.9);
-	v2g_histogram_observe(m, NULL, 7);   /* only +Inf */
+	v2g_histogram_observe(m, NULL, 7);           /* only +Inf */
 	CHECK_NEAR(v2g_metric_value(m, NULL), 5, 0); /* the count */
 	char *text = v2g_metrics_render();
 	CHECK(strstr(text, "# TYPE test_latency_seconds histogram\n") != NULL);
@@ -147,7 +147,8 @@ static void test_histogram_labelled_cumulative(void)
 	double prev = -1;
 	char prefix[128];
 	for (size_t i = 0; i < v2g_latency_nbuckets; i++) {
-		snprintf(prefix, sizeof(prefix), "test_call_seconds_bucket{target=\"store\",le=\"%g\"}",
+		snprintf(prefix, sizeof(prefix),
+		         "test_call_seconds_bucket{target=\"store\",le=\"%g\"}",
 		         v2g_latency_buckets[i]);
 		double v = series_value(text, prefix);
 		CHECK(!isnan(v));
@@ -155,10 +156,14 @@ static void test_histogram_labelled_cumulative(void)
 		prev = v;
 	}
 	CHECK_NEAR(prev, 601, 0); /* 0.0 .. 60.0 */
-	CHECK_NEAR(series_value(text, "test_call_seconds_bucket{target=\"store\",le=\"+Inf\"}"), 1000, 0);
+	CHECK_NEAR(series_value(text, "test_call_seconds_bucket{target=\"store\",le=\"+Inf\"}"),
+	           1000, 0);
 	CHECK_NEAR(series_value(text, "test_call_seconds_count{target=\"store\"}"), 1000, 0);
-	CHECK_NEAR(series_value(text, "test_call_seconds_bucket{target=\"dispatch\",le=\"0.001\"}"), 0, 0);
-	CHECK_NEAR(series_value(text, "test_call_seconds_bucket{target=\"dispatch\",le=\"0.0025\"}"), 1, 0);
+	CHECK_NEAR(series_value(text, "test_call_seconds_bucket{target=\"dispatch\",le=\"0.001\"}"),
+	           0, 0);
+	CHECK_NEAR(
+	        series_value(text, "test_call_seconds_bucket{target=\"dispatch\",le=\"0.0025\"}"),
+	        1, 0);
 	CHECK_NEAR(series_value(text, "test_call_seconds_count{target=\"dispatch\"}"), 1, 0);
 	free(text);
 }

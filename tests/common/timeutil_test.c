@@ -57,10 +57,10 @@ static void test_parse_bad(void)
 {
 	static const char *const bad[] = {
 		"",
-		"2026-11-21T11:32:24",        /* no zone */
-		"2026-11-21",                 /* no time */
-		"2026-02-30T00:00:00Z",       /* no 30 February */
-		"2026-02-29T00:00:00Z",       /* 2026 is not a leap year */
+		"2026-11-21T11:32:24",  /* no zone */
+		"2026-11-21",           /* no time */
+		"2026-02-30T00:00:00Z", /* no 30 February */
+		"2026-02-29T00:00:00Z", /* 2026 is not a leap year */
 		"2026-04-31T00:00:00Z",
 		"2026-13-01T00:00:00Z",
 		"2026-00-01T00:00:00Z",
@@ -69,14 +69,14 @@ static void test_parse_bad(void)
 		"2026-11-21T24:00:00Z",
 		"2026-11-21T11:60:00Z",
 		"2026-11-21T11:32:61Z",
-		"2026-11-21T11:32:24Zjunk",   /* trailing junk */
+		"2026-11-21T11:32:24Zjunk", /* trailing junk */
 		"2026-11-21T11:32:24Z ",
 		"2026-11-21T11:32:24+01:00x",
-		"2026-11-21T11:32:24+0100",   /* RFC 3339 wants the colon */
+		"2026-11-21T11:32:24+0100", /* RFC 3339 wants the colon */
 		"2026-11-21T11:32:24+24:00",
 		"2026-11-21T11:32:24+01:60",
 		"2026-11-21T11:32:24+01",
-		"2026-11-21T11:32:24.Z",      /* empty fraction */
+		"2026-11-21T11:32:24.Z", /* empty fraction */
 		"2026-11-21X11:32:24Z",
 		"26-11-21T11:32:24Z",
 		"2026-1-21T11:32:24Z",
@@ -85,14 +85,14 @@ static void test_parse_bad(void)
 		" 2026-11-21T11:32:24Z",
 		"2026-11-21T11:32:24UTC",
 		"1795779144000",
-		"2026-02-30T23:59:60Z",       /* a leap second does not excuse the date */
+		"2026-02-30T23:59:60Z", /* a leap second does not excuse the date */
 	};
 	for (size_t i = 0; i < HARNESS_N(bad); i++) {
 		int64_t ms = 777;
 		int rc = v2g_time_parse(bad[i], &ms);
 		if (rc != V2G_ERR_INVAL)
-			harness_fail(__FILE__, __LINE__, "\"%s\" parsed (rc %d, ms %lld)", bad[i], rc,
-			             (long long)ms);
+			harness_fail(__FILE__, __LINE__, "\"%s\" parsed (rc %d, ms %lld)", bad[i],
+			             rc, (long long)ms);
 		CHECK_INT(ms, 777); /* untouched on error */
 	}
 	int64_t ms = 777;
@@ -133,8 +133,17 @@ static void test_format_negative(void)
 
 static void test_format_parse_round_trip(void)
 {
-	static const int64_t v[] = { 0, 1, 999, 1000, T0, T0 + 123, -1, -999, -86400001LL,
-		                     951782400000LL, 253402300799999LL /* 9999-12-31 */ };
+	static const int64_t v[] = { 0,
+		                     1,
+		                     999,
+		                     1000,
+		                     T0,
+		                     T0 + 123,
+		                     -1,
+		                     -999,
+		                     -86400001LL,
+		                     951782400000LL,
+		                     253402300799999LL /* 9999-12-31 */ };
 	char buf[32];
 	for (size_t i = 0; i < HARNESS_N(v); i++) {
 		v2g_time_format(v[i], buf, sizeof(buf));
@@ -204,9 +213,10 @@ static void test_uuid_format(void)
 			if (i == 8 || i == 13 || i == 18 || i == 23)
 				CHECK(u[i] == '-');
 			else
-				CHECK(isxdigit((unsigned char)u[i]) && !isupper((unsigned char)u[i]));
+				CHECK(isxdigit((unsigned char)u[i]) &&
+				      !isupper((unsigned char)u[i]));
 		}
-		CHECK(u[14] == '4');              /* version 4 */
+		CHECK(u[14] == '4');                  /* version 4 */
 		CHECK(strchr("89ab", u[19]) != NULL); /* RFC 4122 variant */
 	}
 }

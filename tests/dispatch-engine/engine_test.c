@@ -14,8 +14,11 @@
 static struct {
 	int batches;
 	char id[37];
-	struct { char vid[65]; double kw; } cmd[256];
-	int ncmd;          /* commands of the last batch */
+	struct {
+		char vid[65];
+		double kw;
+	} cmd[256];
+	int ncmd; /* commands of the last batch */
 	int decisions;
 	int last_status;
 	double last_acked, last_allocated, last_shortfall;
@@ -68,8 +71,10 @@ static void add(struct disp_fleet *f, const char *id, double soc, double max, in
 
 static struct disp_config config(void)
 {
-	struct disp_config c = { .ack_timeout_ms = 5000, .max_rounds = 3,
-		                 .max_state_age_ms = 300000, .realloc_min_soc = 20 };
+	struct disp_config c = { .ack_timeout_ms = 5000,
+		                 .max_rounds = 3,
+		                 .max_state_age_ms = 300000,
+		                 .realloc_min_soc = 20 };
 	c.band[0] = (struct disp_band){ 20, 100 };
 	c.band[1] = (struct disp_band){ 20, 100 };
 	c.band[2] = (struct disp_band){ 10, 100 };
@@ -185,9 +190,9 @@ static void test_all_acked_complete(void)
 static void test_reallocation(void)
 {
 	struct disp_fleet *f = disp_fleet_new();
-	add(f, "r", 90, 10, 1, 9, 0.1, 0);       /* rejects */
-	add(f, "s", 85, 10, 1, 9, 0.1, 0);       /* silent */
-	add(f, "k", 80, 10, 1, 9, 0.1, 0);       /* accepts */
+	add(f, "r", 90, 10, 1, 9, 0.1, 0); /* rejects */
+	add(f, "s", 85, 10, 1, 9, 0.1, 0); /* silent */
+	add(f, "k", 80, 10, 1, 9, 0.1, 0); /* accepts */
 	add(f, "spare1", 60, 7, 1, 1, 0.1, 0);
 	add(f, "spare2", 50, 22, 1, 1, 0.1, 0);
 	struct disp_engine *e = engine(f);
@@ -325,9 +330,12 @@ static void test_fill_properties(void)
 		double kw[50], kw2[50], cap = 0, got, got2;
 		for (size_t i = 0; i < n; i++) {
 			snprintf(ids[i], sizeof(ids[i]), "v%zu", i);
-			c[i] = (struct disp_cand){ ids[i], (float)(rand_r(&seed) % 101),
-				                   (float)(1 + rand_r(&seed) % 22), 0.1f * (float)(rand_r(&seed) % 3),
-				                   rand_r(&seed) % 4, 0 };
+			c[i] = (struct disp_cand){ ids[i],
+				                   (float)(rand_r(&seed) % 101),
+				                   (float)(1 + rand_r(&seed) % 22),
+				                   0.1f * (float)(rand_r(&seed) % 3),
+				                   rand_r(&seed) % 4,
+				                   0 };
 			cap += c[i].max_kw;
 		}
 		memcpy(c2, c, sizeof(c));
@@ -352,10 +360,16 @@ static void test_fill_properties(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_preference_order), HCASE(test_eligibility), HCASE(test_all_acked_complete),
-		HCASE(test_reallocation), HCASE(test_reallocation_skips_low_soc), HCASE(test_partial),
-		HCASE(test_no_vehicle), HCASE(test_stray_acks),
-		HCASE(test_rounds_bounded_and_stale_updates), HCASE(test_fill_properties),
+		HCASE(test_preference_order),
+		HCASE(test_eligibility),
+		HCASE(test_all_acked_complete),
+		HCASE(test_reallocation),
+		HCASE(test_reallocation_skips_low_soc),
+		HCASE(test_partial),
+		HCASE(test_no_vehicle),
+		HCASE(test_stray_acks),
+		HCASE(test_rounds_bounded_and_stale_updates),
+		HCASE(test_fill_properties),
 	};
 	return harness_main("dispatch-engine", cases, HARNESS_N(cases));
 }

@@ -22,7 +22,8 @@ static void refused(const char *json, const char *field)
 	int rc = parse(json, &s, err);
 	CHECK(rc != 0);
 	if (strncmp(err, field, strlen(field)) || err[strlen(field)] != ':')
-		harness_fail(__FILE__, __LINE__, "%s -> \"%s\", expected field %s", json, err, field);
+		harness_fail(__FILE__, __LINE__, "%s -> \"%s\", expected field %s", json, err,
+		             field);
 }
 
 static void test_valid_full(void)
@@ -30,7 +31,9 @@ static void test_valid_full(void)
 	struct ingest_signal s;
 	char err[256];
 	CHECK_INT(parse("{\"type\":\"FCR\",\"power_kw\":50,\"duration_min\":15,"
-	                "\"timestamp\":\"2026-11-21T10:00:00Z\",\"market_price\":0.12}", &s, err), 0);
+	                "\"timestamp\":\"2026-11-21T10:00:00Z\",\"market_price\":0.12}",
+	                &s, err),
+	          0);
 	CHECK_INT(s.type, 0);
 	CHECK_NEAR(s.power_kw, 50, 0);
 	CHECK_INT(s.duration_min, 15);
@@ -112,7 +115,8 @@ static void test_generator_scenarios(void)
 			CHECK(pace > 0);
 			/* every generated signal passes validation */
 			if (parse(json, &s, err))
-				harness_fail(__FILE__, __LINE__, "%s: %s -> %s", names[i], json, err);
+				harness_fail(__FILE__, __LINE__, "%s: %s -> %s", names[i], json,
+				             err);
 		}
 	}
 }
@@ -120,8 +124,8 @@ static void test_generator_scenarios(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_valid_full), HCASE(test_defaults), HCASE(test_aliases_and_indexes),
-		HCASE(test_bad_body), HCASE(test_bad_fields), HCASE(test_generator_scenarios),
+		HCASE(test_valid_full), HCASE(test_defaults),   HCASE(test_aliases_and_indexes),
+		HCASE(test_bad_body),   HCASE(test_bad_fields), HCASE(test_generator_scenarios),
 	};
 	return harness_main("signal-ingest", cases, HARNESS_N(cases));
 }

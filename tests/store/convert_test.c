@@ -49,10 +49,17 @@ static void test_pg_to_ms(void)
 static void test_pg_to_ms_rejects(void)
 {
 	static const char *const bad[] = {
-		"", "2026-11-21", "2026-11-21 11:32:24", /* no offset */
-		"2026-13-01 00:00:00+00", "2026-02-29 00:00:00+00", "2026-11-21 24:00:00+00",
-		"2026-11-21 11:32:24.+00", "2026-11-21 11:32:24+00 BC", "infinity",
-		"2026-11-21 11:32:24+0x", "26-11-21 11:32:24+00",
+		"",
+		"2026-11-21",
+		"2026-11-21 11:32:24", /* no offset */
+		"2026-13-01 00:00:00+00",
+		"2026-02-29 00:00:00+00",
+		"2026-11-21 24:00:00+00",
+		"2026-11-21 11:32:24.+00",
+		"2026-11-21 11:32:24+00 BC",
+		"infinity",
+		"2026-11-21 11:32:24+0x",
+		"26-11-21 11:32:24+00",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int64_t ms = 0;
@@ -97,7 +104,8 @@ static void test_double_text(void)
 static void test_status_names(void)
 {
 	CHECK_STR(store_status_name(V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PENDING), "pending");
-	CHECK_STR(store_status_name(V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE), "complete");
+	CHECK_STR(store_status_name(V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE),
+	          "complete");
 	CHECK_STR(store_status_name(V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_PARTIAL), "partial");
 	CHECK_STR(store_status_name(V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_FAILED), "failed");
 	CHECK(store_status_name(4) == NULL);
@@ -205,9 +213,9 @@ static void test_decision_check(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_ms_to_pg),      HCASE(test_pg_to_ms),     HCASE(test_pg_to_ms_rejects),
-		HCASE(test_ms_round_trip), HCASE(test_double_text),  HCASE(test_status_names),
-		HCASE(test_copy_escape),   HCASE(test_copy_row),     HCASE(test_buf_grows),
+		HCASE(test_ms_to_pg),       HCASE(test_pg_to_ms),    HCASE(test_pg_to_ms_rejects),
+		HCASE(test_ms_round_trip),  HCASE(test_double_text), HCASE(test_status_names),
+		HCASE(test_copy_escape),    HCASE(test_copy_row),    HCASE(test_buf_grows),
 		HCASE(test_decision_check),
 	};
 	return harness_main("store_convert", cases, HARNESS_N(cases));

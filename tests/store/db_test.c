@@ -10,9 +10,11 @@ static void test_dsn_check(void)
 {
 	char err[256];
 	CHECK_INT(store_dsn_check("host=127.0.0.1 port=5432 dbname=v2g user=postgres", err,
-	                          sizeof err), 0);
+	                          sizeof err),
+	          0);
 	CHECK_INT(store_dsn_check("postgresql://postgres@127.0.0.1:5432/v2g?sslmode=disable", err,
-	                          sizeof err), 0);
+	                          sizeof err),
+	          0);
 	CHECK_INT(store_dsn_check("", err, sizeof err), 0); /* libpq defaults and PG* variables */
 	CHECK_INT(store_dsn_check("host=127.0.0.1 bogus=1", err, sizeof err), V2G_ERR_CONFIG);
 	CHECK(strstr(err, "bogus") != NULL);

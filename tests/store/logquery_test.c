@@ -120,8 +120,11 @@ static void test_rejects(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_no_filter),     HCASE(test_all_filters), HCASE(test_some_filters_number_params),
-		HCASE(test_limit_clamped), HCASE(test_rejects),
+		HCASE(test_no_filter),
+		HCASE(test_all_filters),
+		HCASE(test_some_filters_number_params),
+		HCASE(test_limit_clamped),
+		HCASE(test_rejects),
 	};
 	return harness_main("store_logquery", cases, HARNESS_N(cases));
 }

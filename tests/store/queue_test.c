@@ -29,8 +29,7 @@ static struct item *item(const char *key, int version)
 	return it;
 }
 
-static int push(struct store_queue *q, struct item *it, enum store_push_result *res,
-                void **evicted)
+static int push(struct store_queue *q, struct item *it, enum store_push_result *res, void **evicted)
 {
 	return store_queue_push(q, it->key, it, res, evicted);
 }

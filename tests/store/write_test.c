@@ -1,4 +1,5 @@
-/* The dispatches upsert parameters and the migration list; the database round trips run in the e2e suite. */
+/* The dispatches upsert parameters and the migration list; the database round trips run in the e2e
+ * suite. */
 #include <stdint.h>
 #include <string.h>
 

@@ -12,7 +12,7 @@
 #include "v2g/err.h"
 #include "v2g/timeutil.h"
 
-#define NOW 1700000000000LL
+#define NOW  1700000000000LL
 #define MAXB 16384
 
 static int dec_state(const char *json, struct vgw_state *s, struct vgw_payload_err *e)
@@ -81,7 +81,8 @@ static void test_topic_ids(void)
 	long_id[64] = 'x';
 	long_id[65] = '\0';
 	snprintf(topic, sizeof(topic), "vehicle/%s/state", long_id);
-	CHECK_INT(vgw_payload_topic_id(topic, strlen(topic), "vehicle/", "/state", id), V2G_ERR_INVAL);
+	CHECK_INT(vgw_payload_topic_id(topic, strlen(topic), "vehicle/", "/state", id),
+	          V2G_ERR_INVAL);
 
 	const char *bad[] = { "vehicle/a b/state", "vehicle/é/state", "vehicle/a$/state",
 		              "vehicle/a#/state", "vehicle/a+b/state" };
@@ -90,10 +91,11 @@ static void test_topic_ids(void)
 		          V2G_ERR_INVAL);
 
 	const char *other[] = { "vehicle//state", "vehicle/a/b/state", "car/a/state",
-		                "vehicle/a/ack", "vehicle/a/statex", "vehicle/a" };
+		                "vehicle/a/ack",  "vehicle/a/statex",  "vehicle/a" };
 	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-		CHECK_INT(vgw_payload_topic_id(other[i], strlen(other[i]), "vehicle/", "/state", id),
-		          V2G_ERR_NOTFOUND);
+		CHECK_INT(
+		        vgw_payload_topic_id(other[i], strlen(other[i]), "vehicle/", "/state", id),
+		        V2G_ERR_NOTFOUND);
 
 	/* not NUL-terminated: only len bytes count */
 	const char buf[] = "vehicle/v1/stateGARBAGE";
@@ -180,12 +182,15 @@ static void test_state_defaults(void)
 
 	/* null counts as absent for optional fields; bounds are inclusive */
 	CHECK_INT(dec_state("{\"soc\":100,\"max_power_kw\":1000,\"available\":true,"
-	                    "\"segment\":null,\"ts\":null,\"priority\":null}", &s, &e), 0);
+	                    "\"segment\":null,\"ts\":null,\"priority\":null}",
+	                    &s, &e),
+	          0);
 	CHECK_STR(s.segment, "default");
 	CHECK_INT(s.ts_ms, NOW);
 	/* an empty segment keeps the default (no empty tag) */
 	CHECK_INT(dec_state("{\"soc\":1,\"max_power_kw\":1,\"available\":true,\"segment\":\"\"}",
-	                    &s, &e), 0);
+	                    &s, &e),
+	          0);
 	CHECK_STR(s.segment, "default");
 }
 
@@ -196,13 +201,16 @@ static void test_state_ts(void)
 	int64_t want;
 
 	CHECK_INT(dec_state("{\"soc\":1,\"max_power_kw\":1,\"available\":true,"
-	                    "\"ts\":\"2024-01-02T03:04:05.678+01:00\"}", &s, &e), 0);
+	                    "\"ts\":\"2024-01-02T03:04:05.678+01:00\"}",
+	                    &s, &e),
+	          0);
 	CHECK_INT(v2g_time_parse("2024-01-02T02:04:05.678Z", &want), 0);
 	CHECK_INT(s.ts_ms, want);
 	expect_bad_state("{\"soc\":1,\"max_power_kw\":1,\"available\":true,\"ts\":\"yesterday\"}",
 	                 "ts", VGW_REJECT_BAD_FIELD);
-	expect_bad_state("{\"soc\":1,\"max_power_kw\":1,\"available\":true,\"ts\":\"2024-13-40T00:00:00Z\"}",
-	                 "ts", VGW_REJECT_BAD_FIELD);
+	expect_bad_state(
+	        "{\"soc\":1,\"max_power_kw\":1,\"available\":true,\"ts\":\"2024-13-40T00:00:00Z\"}",
+	        "ts", VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":1,\"max_power_kw\":1,\"available\":true,\"ts\":1700000000}",
 	                 "ts", VGW_REJECT_BAD_FIELD);
 }
@@ -231,8 +239,9 @@ static void test_state_types(void)
 	                 "priority", VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"priority\":\"5\"}",
 	                 "priority", VGW_REJECT_BAD_FIELD);
-	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"priority\":3000000000}",
-	                 "priority", VGW_REJECT_BAD_FIELD);
+	expect_bad_state(
+	        "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"priority\":3000000000}",
+	        "priority", VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"tariff\":\"0.1\"}",
 	                 "tariff", VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"segment\":7}",
@@ -243,8 +252,9 @@ static void test_state_types(void)
 	                 VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"cluster\":false}",
 	                 "cluster", VGW_REJECT_BAD_FIELD);
-	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"battery_kwh\":\"60\"}",
-	                 "battery_kwh", VGW_REJECT_BAD_FIELD);
+	expect_bad_state(
+	        "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"battery_kwh\":\"60\"}",
+	        "battery_kwh", VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"power_kw\":\"1\"}",
 	                 "power_kw", VGW_REJECT_BAD_FIELD);
 	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"request_id\":5}",
@@ -272,10 +282,12 @@ static void test_state_ranges(void)
 	char j[512], big[200];
 	memset(big, 'a', 129);
 	big[129] = '\0';
-	snprintf(j, sizeof(j), "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"fleet_id\":\"%s\"}", big);
+	snprintf(j, sizeof(j),
+	         "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"fleet_id\":\"%s\"}", big);
 	expect_bad_state(j, "fleet_id", VGW_REJECT_BAD_FIELD);
 	big[128] = '\0';
-	snprintf(j, sizeof(j), "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"fleet_id\":\"%s\"}", big);
+	snprintf(j, sizeof(j),
+	         "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"fleet_id\":\"%s\"}", big);
 	struct vgw_state s;
 	struct vgw_payload_err e;
 	CHECK_INT(dec_state(j, &s, &e), 0);
@@ -294,14 +306,16 @@ static void test_state_not_json(void)
 	expect_bad_state("{\"soc\":50,\"soc\":51,\"max_power_kw\":11,\"available\":true}", NULL,
 	                 VGW_REJECT_BAD_JSON);
 	/* not UTF-8 */
-	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"site\":\"\xff\xfe\"}",
-	                 NULL, VGW_REJECT_BAD_JSON);
+	expect_bad_state(
+	        "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"site\":\"\xff\xfe\"}", NULL,
+	        VGW_REJECT_BAD_JSON);
 	/* NaN is not JSON */
 	expect_bad_state("{\"soc\":NaN,\"max_power_kw\":11,\"available\":true}", NULL,
 	                 VGW_REJECT_BAD_JSON);
 	/* embedded NUL in a string */
-	expect_bad_state("{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"site\":\"a\\u0000b\"}",
-	                 NULL, VGW_REJECT_BAD_JSON);
+	expect_bad_state(
+	        "{\"soc\":50,\"max_power_kw\":11,\"available\":true,\"site\":\"a\\u0000b\"}", NULL,
+	        VGW_REJECT_BAD_JSON);
 
 	/* the payload's length counts, not a NUL inside it */
 	struct vgw_state s;
@@ -338,7 +352,9 @@ static void test_telemetry_reply(void)
 	struct vgw_state s;
 	struct vgw_payload_err e;
 	CHECK_INT(dec_state("{\"request_id\":\"6f1c\",\"soc\":33,\"max_power_kw\":7.4,"
-	                    "\"available\":true}", &s, &e), 0);
+	                    "\"available\":true}",
+	                    &s, &e),
+	          0);
 	CHECK_STR(s.request_id, "6f1c");
 	CHECK_NEAR(s.max_power_kw, 7.4, 1e-12);
 }
@@ -349,14 +365,16 @@ static void test_ack(void)
 {
 	struct vgw_ack a;
 	struct vgw_payload_err e;
-	CHECK_INT(dec_ack("{\"dispatch_id\":\"d-1\",\"accepted\":true,\"reason\":\"\"}", &a, &e), 0);
+	CHECK_INT(dec_ack("{\"dispatch_id\":\"d-1\",\"accepted\":true,\"reason\":\"\"}", &a, &e),
+	          0);
 	CHECK_STR(a.dispatch_id, "d-1");
 	CHECK_INT(a.accepted, 1);
 	CHECK_STR(a.reason, "");
 	CHECK_INT(a.received_ms, NOW);
 
 	CHECK_INT(dec_ack("{\"dispatch_id\":\"d-2\",\"accepted\":false,\"reason\":\"low soc\"}", &a,
-	                  &e), 0);
+	                  &e),
+	          0);
 	CHECK_INT(a.accepted, 0);
 	CHECK_STR(a.reason, "low soc");
 	/* reason optional */
@@ -388,7 +406,8 @@ static void test_ack_bad(void)
 	expect_bad_ack("{\"accepted\":true}", "dispatch_id", VGW_REJECT_BAD_FIELD);
 	expect_bad_ack("{\"dispatch_id\":\"\",\"accepted\":true}", "dispatch_id",
 	               VGW_REJECT_BAD_FIELD);
-	expect_bad_ack("{\"dispatch_id\":5,\"accepted\":true}", "dispatch_id", VGW_REJECT_BAD_FIELD);
+	expect_bad_ack("{\"dispatch_id\":5,\"accepted\":true}", "dispatch_id",
+	               VGW_REJECT_BAD_FIELD);
 	expect_bad_ack("{\"dispatch_id\":\"d\"}", "accepted", VGW_REJECT_BAD_FIELD);
 	expect_bad_ack("{\"dispatch_id\":\"d\",\"accepted\":\"yes\"}", "accepted",
 	               VGW_REJECT_BAD_FIELD);
@@ -541,7 +560,8 @@ static void settings_defaults(struct vgw_settings *s)
 {
 	char err[256];
 	memset(s, 0, sizeof(*s));
-	CHECK_INT(v2g_config_load(NULL, vgw_settings_items, vgw_settings_n, s, err, sizeof(err)), 0);
+	CHECK_INT(v2g_config_load(NULL, vgw_settings_items, vgw_settings_n, s, err, sizeof(err)),
+	          0);
 }
 
 static void test_settings(void)
@@ -634,12 +654,15 @@ static void test_settings(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_topic_ids),     HCASE(test_classify),        HCASE(test_state_full),
-		HCASE(test_state_defaults), HCASE(test_state_ts),       HCASE(test_state_required),
-		HCASE(test_state_types),   HCASE(test_state_ranges),    HCASE(test_state_not_json),
-		HCASE(test_state_too_large), HCASE(test_telemetry_reply), HCASE(test_ack),
-		HCASE(test_ack_bad),       HCASE(test_command_encode),  HCASE(test_pull_request),
-		HCASE(test_number),        HCASE(test_escape_tag),      HCASE(test_line),
+		HCASE(test_topic_ids),       HCASE(test_classify),
+		HCASE(test_state_full),      HCASE(test_state_defaults),
+		HCASE(test_state_ts),        HCASE(test_state_required),
+		HCASE(test_state_types),     HCASE(test_state_ranges),
+		HCASE(test_state_not_json),  HCASE(test_state_too_large),
+		HCASE(test_telemetry_reply), HCASE(test_ack),
+		HCASE(test_ack_bad),         HCASE(test_command_encode),
+		HCASE(test_pull_request),    HCASE(test_number),
+		HCASE(test_escape_tag),      HCASE(test_line),
 		HCASE(test_settings),
 	};
 	return harness_main("vehicle-gateway-payload", cases, HARNESS_N(cases));

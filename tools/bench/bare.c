@@ -15,7 +15,7 @@
 /* Shared with paho's threads: counters and completion times only. */
 struct bare_ctx {
 	int n;
-	atomic_int run;       /* messages of other runs are not counted */
+	atomic_int run; /* messages of other runs are not counted */
 	atomic_int received;
 	atomic_int confirmed;
 	_Atomic double t_recv; /* when received reached n */
@@ -25,7 +25,8 @@ struct bare_ctx {
 static int on_command(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct bare_ctx *b = ctx;
-	const char *p = memmem(msg->payload, (size_t)msg->payloadlen, DISPATCH_TAG, strlen(DISPATCH_TAG));
+	const char *p =
+	        memmem(msg->payload, (size_t)msg->payloadlen, DISPATCH_TAG, strlen(DISPATCH_TAG));
 
 	(void)topic_len;
 	/* dispatch ids are "b<run>-<uuid>" */
@@ -49,13 +50,14 @@ static void on_published(void *ctx, MQTTAsync_successData *resp)
 static void on_publish_failed(void *ctx, MQTTAsync_failureData *resp)
 {
 	(void)ctx;
-	fprintf(stderr, "v2g-bench-slice: a bare publish failed (paho %d)\n", resp ? resp->code : -1);
+	fprintf(stderr, "v2g-bench-slice: a bare publish failed (paho %d)\n",
+	        resp ? resp->code : -1);
 }
 
 /* One burst. Topics are prepared by the caller, payloads here (before the
  * clock starts). */
 static int one_run(struct bench_mq *pub, struct bare_ctx *b, char **topics, int run,
-		   double timeout_s, double *recv_ms, double *conf_ms)
+                   double timeout_s, double *recv_ms, double *conf_ms)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -65,10 +67,12 @@ static int one_run(struct bench_mq *pub, struct bare_ctx *b, char **topics, int 
 
 	v2g_uuid(uuid);
 	v2g_time_format(v2g_now_ms(), ts, sizeof(ts));
-	/* What the gateway sends: {"dispatch_id","signal_type","power_kw","duration_min","issued_at"}. */
+	/* What the gateway sends:
+	 * {"dispatch_id","signal_type","power_kw","duration_min","issued_at"}. */
 	len = snprintf(payload, sizeof(payload),
-		       "{\"dispatch_id\":\"b%d-%s\",\"signal_type\":\"FCR\",\"power_kw\":7.4,"
-		       "\"duration_min\":15,\"issued_at\":\"%s\"}", run, uuid, ts);
+	               "{\"dispatch_id\":\"b%d-%s\",\"signal_type\":\"FCR\",\"power_kw\":7.4,"
+	               "\"duration_min\":15,\"issued_at\":\"%s\"}",
+	               run, uuid, ts);
 	atomic_store(&b->received, 0);
 	atomic_store(&b->confirmed, 0);
 	atomic_store(&b->t_recv, 0.0);
@@ -84,22 +88,30 @@ static int one_run(struct bench_mq *pub, struct bare_ctx *b, char **topics, int 
 	t0 = bench_now();
 	deadline = t0 + timeout_s;
 	for (i = 0; i < b->n; i++) {
-		while ((rc = MQTTAsync_sendMessage(pub->cli, topics[i], &m, &ro)) != MQTTASYNC_SUCCESS) {
+		while ((rc = MQTTAsync_sendMessage(pub->cli, topics[i], &m, &ro)) !=
+		       MQTTASYNC_SUCCESS) {
 			/* Out of message ids (more than 65535 in flight): let PUBACKs come. */
-			if ((rc != MQTTASYNC_NO_MORE_MSGIDS && rc != MQTTASYNC_MAX_BUFFERED_MESSAGES) ||
+			if ((rc != MQTTASYNC_NO_MORE_MSGIDS &&
+			     rc != MQTTASYNC_MAX_BUFFERED_MESSAGES) ||
 			    bench_now() > deadline) {
-				fprintf(stderr, "v2g-bench-slice: bare publish %d/%d refused (paho %d)\n", i, b->n, rc);
+				fprintf(stderr,
+				        "v2g-bench-slice: bare publish %d/%d refused (paho %d)\n",
+				        i, b->n, rc);
 				return -1;
 			}
 			usleep(200);
 		}
 	}
-	while ((atomic_load(&b->received) < b->n || atomic_load(&b->confirmed) < b->n) && bench_now() < deadline)
+	while ((atomic_load(&b->received) < b->n || atomic_load(&b->confirmed) < b->n) &&
+	       bench_now() < deadline)
 		usleep(500);
 	if (atomic_load(&b->received) < b->n || atomic_load(&b->confirmed) < b->n) {
-		fprintf(stderr, "v2g-bench-slice: bare run %d: %d/%d received, %d/%d confirmed after %.0f s "
-			"(is the broker dropping QoS 1 messages? set max_queued_messages 0)\n",
-			run, atomic_load(&b->received), b->n, atomic_load(&b->confirmed), b->n, timeout_s);
+		fprintf(stderr,
+		        "v2g-bench-slice: bare run %d: %d/%d received, %d/%d confirmed after %.0f "
+		        "s "
+		        "(is the broker dropping QoS 1 messages? set max_queued_messages 0)\n",
+		        run, atomic_load(&b->received), b->n, atomic_load(&b->confirmed), b->n,
+		        timeout_s);
 		return -1;
 	}
 	*recv_ms = (atomic_load(&b->t_recv) - t0) * 1000.0;
@@ -108,7 +120,7 @@ static int one_run(struct bench_mq *pub, struct bare_ctx *b, char **topics, int 
 }
 
 int bench_bare_run(const char *uri, const char *prefix, int n, int repeat, double timeout_s,
-		   double *recv_ms, double *conf_ms)
+                   double *recv_ms, double *conf_ms)
 {
 	char filter[96];
 	struct bench_mq pub, sub;

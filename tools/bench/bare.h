@@ -13,6 +13,6 @@
  * send -> every publish confirmed (onSuccess). Each run must complete within
  * timeout_s. Returns 0, or -1 after printing why on stderr. */
 int bench_bare_run(const char *uri, const char *prefix, int n, int repeat, double timeout_s,
-		   double *recv_ms, double *conf_ms);
+                   double *recv_ms, double *conf_ms);
 
 #endif

@@ -35,7 +35,8 @@ static void usage(FILE *out)
 	      "  --repeat K           runs of each measurement (5)\n"
 	      "  --power-kw P         signal power (vehicles * 30: more than the fleet can give)\n"
 	      "  --expect N           vehicles expected in a dispatch's first round (vehicles)\n"
-	      "  --ack-timeout S      the engine's ack timeout, for the pause between dispatches (5)\n"
+	      "  --ack-timeout S      the engine's ack timeout, for the pause between dispatches "
+	      "(5)\n"
 	      "  --duration-min M     signal duration (15)\n"
 	      "  --signal-type T      FCR | AFRR | LOAD_SHEDDING (FCR)\n"
 	      "  --first-timeout S    the first command must arrive within S seconds (10)\n"
@@ -51,7 +52,8 @@ static int parse_num(const char *name, const char *s, double lo, double hi, doub
 	double v = strtod(s, &end);
 
 	if (end == s || *end || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "v2g-bench-slice: --%s: '%s' is not a number in [%g, %g]\n", name, s, lo, hi);
+		fprintf(stderr, "v2g-bench-slice: --%s: '%s' is not a number in [%g, %g]\n", name,
+		        s, lo, hi);
 		return -1;
 	}
 	*out = v;
@@ -106,15 +108,31 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'a': o->s.api = optarg; break;
 		case 't': o->s.token = optarg; break;
 		case 'H': o->mqtt_host = optarg; break;
-		case 'P': rc = parse_num("mqtt-port", optarg, 1, 65535, &v); o->mqtt_port = (int)v; break;
-		case 'n': rc = parse_num("vehicles", optarg, 1, 1000000, &v); o->vehicles = (int)v; break;
-		case 'r': rc = parse_num("repeat", optarg, 1, 1000, &v); o->repeat = (int)v; break;
+		case 'P':
+			rc = parse_num("mqtt-port", optarg, 1, 65535, &v);
+			o->mqtt_port = (int)v;
+			break;
+		case 'n':
+			rc = parse_num("vehicles", optarg, 1, 1000000, &v);
+			o->vehicles = (int)v;
+			break;
+		case 'r':
+			rc = parse_num("repeat", optarg, 1, 1000, &v);
+			o->repeat = (int)v;
+			break;
 		case 'p': rc = parse_num("power-kw", optarg, 0.001, 1e9, &power); break;
 		case 'e': rc = parse_num("expect", optarg, 1, 1000000, &expect); break;
-		case 'k': rc = parse_num("ack-timeout", optarg, 0, 3600, &o->s.ack_timeout_s); break;
-		case 'd': rc = parse_num("duration-min", optarg, 1, 1440, &v); o->s.duration_min = (int)v; break;
+		case 'k':
+			rc = parse_num("ack-timeout", optarg, 0, 3600, &o->s.ack_timeout_s);
+			break;
+		case 'd':
+			rc = parse_num("duration-min", optarg, 1, 1440, &v);
+			o->s.duration_min = (int)v;
+			break;
 		case 's': o->s.signal_type = optarg; break;
-		case 'f': rc = parse_num("first-timeout", optarg, 0.1, 3600, &o->s.first_timeout_s); break;
+		case 'f':
+			rc = parse_num("first-timeout", optarg, 0.1, 3600, &o->s.first_timeout_s);
+			break;
 		case 'i': rc = parse_num("idle", optarg, 0.1, 3600, &o->s.idle_s); break;
 		case 'T': rc = parse_num("timeout", optarg, 1, 3600, &o->timeout_s); break;
 		case 'o':
@@ -141,7 +159,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (!o->only_bare && (!o->s.api || !o->s.token)) {
 		fprintf(stderr, "v2g-bench-slice: the slice measurement needs --api and --token "
-			"(or V2G_API_URL and V2G_API_TOKEN); use --only bare for the broker alone\n");
+		                "(or V2G_API_URL and V2G_API_TOKEN); use --only bare for the "
+		                "broker alone\n");
 		return -1;
 	}
 	o->s.power_kw = power > 0 ? power : o->vehicles * 30.0;
@@ -199,17 +218,21 @@ int main(int argc, char **argv)
 	 * alike: bare to nobody, bare to the fleet, then one dispatch. */
 	for (i = 0; i < o.repeat; i++) {
 		if (!o.only_slice) {
-			fprintf(stderr, "run %d/%d: bare paho, %d QoS 1 commands on %s\n", i + 1, o.repeat,
-				o.vehicles, uri);
-			if (bench_bare_run(uri, "bench/", o.vehicles, 1, o.timeout_s, &recv[i], &conf[i]) ||
-			    bench_bare_run(uri, "vehicle/", o.vehicles, 1, o.timeout_s, &fleet[i], &fconf[i]))
+			fprintf(stderr, "run %d/%d: bare paho, %d QoS 1 commands on %s\n", i + 1,
+			        o.repeat, o.vehicles, uri);
+			if (bench_bare_run(uri, "bench/", o.vehicles, 1, o.timeout_s, &recv[i],
+			                   &conf[i]) ||
+			    bench_bare_run(uri, "vehicle/", o.vehicles, 1, o.timeout_s, &fleet[i],
+			                   &fconf[i]))
 				goto out;
 			sleep(1 + (unsigned)o.s.ack_timeout_s); /* the fleet's acks drain */
 		}
 		if (!o.only_bare) {
 			if (bench_slice_run(&o.s, &slice[i], &cmdn[i]) != 0)
 				goto out;
-			sleep(1 + (unsigned)o.s.ack_timeout_s); /* the dispatch ends before the next run */
+			sleep(1 +
+			      (unsigned)o.s
+			              .ack_timeout_s); /* the dispatch ends before the next run */
 		}
 	}
 
@@ -236,7 +259,8 @@ int main(int argc, char **argv)
 		row("slice_post_to_last", o.vehicles, slice, o.repeat, cmds);
 	}
 	if (!o.only_bare && !o.only_slice && bare_med > 0) {
-		printf("ratio slice/bare_paho_to_fleet: %.2f (target <= 1.5; the same commands to the same acking fleet)\n",
+		printf("ratio slice/bare_paho_to_fleet: %.2f (target <= 1.5; the same commands to "
+		       "the same acking fleet)\n",
 		       slice_med / bare_med);
 		printf("ratio slice/bare_paho_qos1:     %.2f (a broker with nothing else to do)\n",
 		       slice_med / iso_med);

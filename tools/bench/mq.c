@@ -69,7 +69,7 @@ static int op_wait(struct bench_mq *m, int timeout_ms)
 }
 
 int bench_mq_open(struct bench_mq *m, const char *uri, const char *client_id,
-		  MQTTAsync_messageArrived *on_msg, void *ctx, int timeout_ms)
+                  MQTTAsync_messageArrived *on_msg, void *ctx, int timeout_ms)
 {
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
 	int rc;
@@ -81,7 +81,8 @@ int bench_mq_open(struct bench_mq *m, const char *uri, const char *client_id,
 	 * maxBufferedMessages limit to a 10,000-message burst. */
 	rc = MQTTAsync_create(&m->cli, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTASYNC_SUCCESS) {
-		fprintf(stderr, "v2g-bench-slice: cannot create an MQTT client for %s (paho %d)\n", uri, rc);
+		fprintf(stderr, "v2g-bench-slice: cannot create an MQTT client for %s (paho %d)\n",
+		        uri, rc);
 		m->cli = NULL;
 		goto fail;
 	}
@@ -98,8 +99,8 @@ int bench_mq_open(struct bench_mq *m, const char *uri, const char *client_id,
 	if ((rc = MQTTAsync_connect(m->cli, &co)) == MQTTASYNC_SUCCESS)
 		rc = op_wait(m, timeout_ms + 1000);
 	if (rc != 0) {
-		fprintf(stderr, "v2g-bench-slice: cannot connect to the MQTT broker %s (%s %d)\n", uri,
-			rc == ETIMEDOUT ? "timeout" : "paho", rc);
+		fprintf(stderr, "v2g-bench-slice: cannot connect to the MQTT broker %s (%s %d)\n",
+		        uri, rc == ETIMEDOUT ? "timeout" : "paho", rc);
 		MQTTAsync_destroy(&m->cli);
 		m->cli = NULL;
 		goto fail;
@@ -124,7 +125,7 @@ int bench_mq_subscribe(struct bench_mq *m, const char *topic, int qos, int timeo
 		rc = op_wait(m, timeout_ms);
 	if (rc != 0) {
 		fprintf(stderr, "v2g-bench-slice: cannot subscribe to %s (%s %d)\n", topic,
-			rc == ETIMEDOUT ? "timeout" : "paho", rc);
+		        rc == ETIMEDOUT ? "timeout" : "paho", rc);
 		return -1;
 	}
 	return 0;

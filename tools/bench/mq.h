@@ -22,7 +22,7 @@ struct bench_mq {
  * return 1); on_msg may be NULL for a pure publisher. Returns 0, or -1 after
  * printing why on stderr (then nothing is left to close). */
 int bench_mq_open(struct bench_mq *m, const char *uri, const char *client_id,
-		  MQTTAsync_messageArrived *on_msg, void *ctx, int timeout_ms);
+                  MQTTAsync_messageArrived *on_msg, void *ctx, int timeout_ms);
 
 /* Subscribes to topic at qos and waits for the SUBACK. Returns 0 or -1
  * after printing why. */

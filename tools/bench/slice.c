@@ -12,7 +12,7 @@
 
 #define CMD_PREFIX "vehicle/"
 #define CMD_SUFFIX "/command"
-#define POLL_US 2000
+#define POLL_US    2000
 
 /* One received command, timestamped on paho's thread, parsed later. */
 struct rec {
@@ -89,7 +89,7 @@ static void recs_free(struct rec *r)
 /* The state of one dispatch round being counted. */
 struct round {
 	const char *dispatch_id;
-	json_t *seen;      /* vehicle id -> true */
+	json_t *seen; /* vehicle id -> true */
 	int count;
 	double t_last_new; /* receipt of the last new vehicle's command */
 };
@@ -106,8 +106,8 @@ static void inbox_count(struct inbox *in, struct round *rd)
 		const char *d = json_string_value(json_object_get(o, "dispatch_id"));
 		json_t *p = json_object_get(o, "power_kw");
 
-		if (d && strcmp(d, rd->dispatch_id) == 0 && json_is_number(p) && json_number_value(p) > 0 &&
-		    !json_object_get(rd->seen, r->vehicle)) {
+		if (d && strcmp(d, rd->dispatch_id) == 0 && json_is_number(p) &&
+		    json_number_value(p) > 0 && !json_object_get(rd->seen, r->vehicle)) {
 			json_object_set_new(rd->seen, r->vehicle, json_true());
 			rd->count++;
 			if (r->t > rd->t_last_new)
@@ -141,7 +141,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 /* POSTs the signal; on 2xx with a dispatch_id copies it into dispatch_id.
  * Returns 0 or -1 after printing why. */
 static int post_signal(CURL *h, const struct bench_slice_opts *o, const char *url,
-		       struct curl_slist *hdrs, char *dispatch_id, size_t dlen)
+                       struct curl_slist *hdrs, char *dispatch_id, size_t dlen)
 {
 	char body[256];
 	struct buf resp = { NULL, 0 };
@@ -152,7 +152,7 @@ static int post_signal(CURL *h, const struct bench_slice_opts *o, const char *ur
 	int rc = -1;
 
 	snprintf(body, sizeof(body), "{\"type\":\"%s\",\"power_kw\":%.3f,\"duration_min\":%d}",
-		 o->signal_type, o->power_kw, o->duration_min);
+	         o->signal_type, o->power_kw, o->duration_min);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -161,20 +161,24 @@ static int post_signal(CURL *h, const struct bench_slice_opts *o, const char *ur
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
-		fprintf(stderr, "v2g-bench-slice: POST %s failed: %s\n", url, curl_easy_strerror(cc));
+		fprintf(stderr, "v2g-bench-slice: POST %s failed: %s\n", url,
+		        curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (code < 200 || code > 299) {
-		fprintf(stderr, "v2g-bench-slice: the API refused the signal: POST %s answered HTTP %ld: %s\n",
-			url, code, resp.p ? resp.p : "");
+		fprintf(stderr,
+		        "v2g-bench-slice: the API refused the signal: POST %s answered HTTP %ld: "
+		        "%s\n",
+		        url, code, resp.p ? resp.p : "");
 		goto out;
 	}
 	j = resp.p ? json_loads(resp.p, 0, NULL) : NULL;
 	d = json_string_value(json_object_get(j, "dispatch_id"));
 	if (!d || !*d || strlen(d) >= dlen) {
-		fprintf(stderr, "v2g-bench-slice: POST %s answered HTTP %ld without a dispatch_id: %s\n",
-			url, code, resp.p ? resp.p : "");
+		fprintf(stderr,
+		        "v2g-bench-slice: POST %s answered HTTP %ld without a dispatch_id: %s\n",
+		        url, code, resp.p ? resp.p : "");
 		goto out;
 	}
 	memcpy(dispatch_id, d, strlen(d) + 1);
@@ -255,17 +259,22 @@ int bench_slice_run(const struct bench_slice_opts *o, double *ms, int *commands)
 		}
 		json_decref(rd.seen);
 		if (!rd.count) {
-			fprintf(stderr, "v2g-bench-slice: no command of dispatch %s arrived on %s within %.0f s "
-				"(is the vehicle-gateway on this broker, and does the fleet have available vehicles "
-				"not busy with an earlier dispatch?)\n",
-				dispatch_id, o->mqtt_uri, o->first_timeout_s);
+			fprintf(stderr,
+			        "v2g-bench-slice: no command of dispatch %s arrived on %s within "
+			        "%.0f s "
+			        "(is the vehicle-gateway on this broker, and does the fleet have "
+			        "available vehicles "
+			        "not busy with an earlier dispatch?)\n",
+			        dispatch_id, o->mqtt_uri, o->first_timeout_s);
 			goto out_curl;
 		}
 		ms[i] = (rd.t_last_new - t0) * 1000.0;
 		commands[i] = rd.count;
-		fprintf(stderr, "slice run %d/%d: dispatch %s, %d vehicles commanded, last command after %.1f ms%s\n",
-			i + 1, o->repeat, dispatch_id, rd.count, ms[i],
-			rd.count < o->expect ? " (fewer than --expect)" : "");
+		fprintf(stderr,
+		        "slice run %d/%d: dispatch %s, %d vehicles commanded, last command after "
+		        "%.1f ms%s\n",
+		        i + 1, o->repeat, dispatch_id, rd.count, ms[i],
+		        rd.count < o->expect ? " (fewer than --expect)" : "");
 		if (i + 1 < o->repeat)
 			drain_until(&in, rd.t_last_new + 1.0 + o->ack_timeout_s);
 	}
@@ -279,7 +288,8 @@ out_sub:
 out_inbox:
 	recs_free(inbox_take(&in));
 	if (in.lost)
-		fprintf(stderr, "v2g-bench-slice: %lu commands lost to memory exhaustion\n", in.lost);
+		fprintf(stderr, "v2g-bench-slice: %lu commands lost to memory exhaustion\n",
+		        in.lost);
 	pthread_mutex_destroy(&in.mu);
 	return rc;
 }

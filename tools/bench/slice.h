@@ -6,17 +6,17 @@
 #define BENCH_SLICE_H
 
 struct bench_slice_opts {
-	const char *api;          /* base URL, e.g. http://127.0.0.1:8900 */
-	const char *token;        /* Bearer token */
-	const char *mqtt_uri;     /* tcp://host:port */
-	const char *signal_type;  /* "FCR" */
-	double power_kw;          /* chosen above what the fleet can give */
+	const char *api;         /* base URL, e.g. http://127.0.0.1:8900 */
+	const char *token;       /* Bearer token */
+	const char *mqtt_uri;    /* tcp://host:port */
+	const char *signal_type; /* "FCR" */
+	double power_kw;         /* chosen above what the fleet can give */
 	int duration_min;
-	int expect;               /* distinct vehicles expected in the first round */
+	int expect; /* distinct vehicles expected in the first round */
 	int repeat;
-	double ack_timeout_s;     /* the engine's ack timeout: pause between dispatches */
-	double first_timeout_s;   /* the first command must arrive within this */
-	double idle_s;            /* a round is over after this long without a new vehicle */
+	double ack_timeout_s;   /* the engine's ack timeout: pause between dispatches */
+	double first_timeout_s; /* the first command must arrive within this */
+	double idle_s;          /* a round is over after this long without a new vehicle */
 };
 
 /* Runs `repeat` dispatches. ms[i] is just-before-POST -> receipt of the last

@@ -18,26 +18,26 @@
 #include "v2g/sync.h"
 
 /* MQTT contract defaults (DESIGN.md). */
-#define TOPIC_VEHICLE "vehicle/"
-#define TOPIC_COMMAND_SUFFIX "/command"
-#define TOPIC_COMMAND_WILDCARD "vehicle/+/command"
+#define TOPIC_VEHICLE           "vehicle/"
+#define TOPIC_COMMAND_SUFFIX    "/command"
+#define TOPIC_COMMAND_WILDCARD  "vehicle/+/command"
 #define TOPIC_TELEMETRY_REQUEST "fleet/telemetry/request"
 
-#define RECONNECT_MIN_MS 200
-#define RECONNECT_MAX_MS 10000
-#define FLUSH_ON_STOP_MS 1000
-#define DISCONNECT_WAIT_MS 2000
-#define MAX_IDLE_WAIT_MS 100
+#define RECONNECT_MIN_MS    200
+#define RECONNECT_MAX_MS    10000
+#define FLUSH_ON_STOP_MS    1000
+#define DISCONNECT_WAIT_MS  2000
+#define MAX_IDLE_WAIT_MS    100
 #define BAD_INPUT_LOG_EVERY 1000
 
 enum ev_type {
-	EV_CONNECTED,        /* first connect or automatic reconnect */
-	EV_CONNECT_FAILED,   /* an MQTTAsync_connect we issued failed */
-	EV_LOST,             /* connection lost; paho reconnects by itself */
+	EV_CONNECTED,      /* first connect or automatic reconnect */
+	EV_CONNECT_FAILED, /* an MQTTAsync_connect we issued failed */
+	EV_LOST,           /* connection lost; paho reconnects by itself */
 	EV_SUBSCRIBED,
 	EV_SUBSCRIBE_FAILED,
-	EV_MESSAGE,          /* topic in text, payload/len */
-	EV_DISCONNECTED,     /* our MQTTAsync_disconnect completed */
+	EV_MESSAGE,      /* topic in text, payload/len */
+	EV_DISCONNECTED, /* our MQTTAsync_disconnect completed */
 };
 
 /* Filled by a paho callback, consumed and freed by the engine thread. */
@@ -72,19 +72,19 @@ struct conn {
 	int n;
 	MQTTAsync cli;
 	char client_id[64];
-	atomic_int inflight;     /* QoS 1 publishes not yet confirmed */
-	int connected;           /* engine's view, from events */
-	int connecting;          /* our MQTTAsync_connect is pending */
-	int ever_connected;      /* from then on paho reconnects by itself */
+	atomic_int inflight; /* QoS 1 publishes not yet confirmed */
+	int connected;       /* engine's view, from events */
+	int connecting;      /* our MQTTAsync_connect is pending */
+	int ever_connected;  /* from then on paho reconnects by itself */
 	int64_t next_attempt_ms;
 	int backoff_ms;
 	int subscriber;
 	int need_subscribe;
 	int64_t subscribe_at_ms;
-	int disconnected;        /* shutdown: disconnect completed */
-	int burst_pending;       /* initial burst waits for the command subscription */
-	struct jobq prio;        /* acks, telemetry replies */
-	struct jobq bulk;        /* periodic and burst states */
+	int disconnected;  /* shutdown: disconnect completed */
+	int burst_pending; /* initial burst waits for the command subscription */
+	struct jobq prio;  /* acks, telemetry replies */
+	struct jobq bulk;  /* periodic and burst states */
 };
 
 struct ack_timer {
@@ -109,21 +109,21 @@ struct fleet {
 	struct conn *conns;
 	int nconn;
 
-	pthread_mutex_t mu;      /* guards the event list */
+	pthread_mutex_t mu; /* guards the event list */
 	pthread_cond_t cv;
 	struct event *ev_head, *ev_tail;
 	int wake;
 	atomic_int backpressured; /* engine waits for a window to open */
 	atomic_ulong pub_failed;
-	atomic_ulong cb_dropped;  /* events lost to ENOMEM in callbacks */
+	atomic_ulong cb_dropped; /* events lost to ENOMEM in callbacks */
 
-	int subscribed;          /* connection 0 holds the command subscription */
+	int subscribed;                          /* connection 0 holds the command subscription */
 	char last_dispatch[SIM_DISPATCH_ID_MAX]; /* of the last command logged at info */
 
 	struct ack_timer *heap;
 	size_t heap_len, heap_cap;
 
-	double interval_ms;      /* state period, 0 = none */
+	double interval_ms; /* state period, 0 = none */
 	int64_t cycle_base_ms;
 	int cursor;
 
@@ -264,7 +264,7 @@ static void on_connected(void *ctx, char *cause)
 static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 {
 	event_post(ctx, EV_CONNECT_FAILED, resp ? resp->code : 0,
-		   resp && resp->message ? resp->message : NULL);
+	           resp && resp->message ? resp->message : NULL);
 }
 
 static void on_connection_lost(void *ctx, char *cause)
@@ -376,8 +376,9 @@ static void conn_connect(struct fleet *f, struct conn *c, int64_t now)
 		c->connecting = 1;
 		return;
 	}
-	v2g_warn("SIM-CONNECT-FAILED", "connection %d: MQTTAsync_connect refused (%d), retry in %d ms",
-		 c->n, rc, c->backoff_ms);
+	v2g_warn("SIM-CONNECT-FAILED",
+	         "connection %d: MQTTAsync_connect refused (%d), retry in %d ms", c->n, rc,
+	         c->backoff_ms);
 	c->next_attempt_ms = now + c->backoff_ms;
 	c->backoff_ms = c->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : c->backoff_ms * 2;
 }
@@ -396,7 +397,8 @@ static void conn_subscribe(struct fleet *f, struct conn *c, int64_t now)
 	rc = MQTTAsync_subscribeMany(c->cli, 2, topics, qos, &ro);
 	c->need_subscribe = 0;
 	if (rc != MQTTASYNC_SUCCESS) {
-		v2g_warn("SIM-SUBSCRIBE-FAILED", "connection %d: subscribe refused (%d), retrying", c->n, rc);
+		v2g_warn("SIM-SUBSCRIBE-FAILED", "connection %d: subscribe refused (%d), retrying",
+		         c->n, rc);
 		c->need_subscribe = 1;
 		c->subscribe_at_ms = now + 1000;
 	}
@@ -419,9 +421,10 @@ static int conn_init(struct fleet *f, struct conn *c, int n)
 	cro.maxBufferedMessages = f->o->window * 2 + 1000;
 	cro.MQTTVersion = MQTTVERSION_3_1_1;
 	rc = MQTTAsync_createWithOptions(&c->cli, f->o->broker, c->client_id,
-					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro);
+	                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro);
 	if (rc != MQTTASYNC_SUCCESS) {
-		v2g_error("SIM-BAD-BROKER", "cannot create MQTT client for %s (paho %d)", f->o->broker, rc);
+		v2g_error("SIM-BAD-BROKER", "cannot create MQTT client for %s (paho %d)",
+		          f->o->broker, rc);
 		c->cli = NULL;
 		return V2G_ERR_INVAL;
 	}
@@ -451,7 +454,8 @@ static void count_drop(struct fleet *f, const char *what)
 {
 	f->st.dropped++;
 	if (f->st.dropped == 1 || f->st.dropped % BAD_INPUT_LOG_EVERY == 0)
-		v2g_warn("SIM-DROPPED", "%s dropped (out of memory), %lu so far", what, f->st.dropped);
+		v2g_warn("SIM-DROPPED", "%s dropped (out of memory), %lu so far", what,
+		         f->st.dropped);
 }
 
 static void enqueue_state(struct fleet *f, int v)
@@ -512,7 +516,9 @@ static int conn_drain(struct fleet *f, struct conn *c)
 			payload = state;
 		}
 		snprintf(topic, sizeof(topic), TOPIC_VEHICLE "%s/%s", v->id,
-			 j->kind == JOB_STATE ? "state" : j->kind == JOB_ACK ? "ack" : "telemetry");
+		         j->kind == JOB_STATE ? "state"
+		         : j->kind == JOB_ACK ? "ack"
+		                              : "telemetry");
 		m.payload = (void *)payload;
 		m.payloadlen = (int)strlen(payload);
 		m.qos = 1;
@@ -520,14 +526,16 @@ static int conn_drain(struct fleet *f, struct conn *c)
 		ro.onFailure = on_publish_failure;
 		ro.context = c;
 		atomic_fetch_add(&c->inflight, 1); /* before: the PUBACK may beat us */
-		rc = MQTTAsync_sendMessage(c->cli, topic, &m, &ro); /* paho copies topic and payload */
+		rc = MQTTAsync_sendMessage(c->cli, topic, &m,
+		                           &ro); /* paho copies topic and payload */
 		free(state);
 		if (rc != MQTTASYNC_SUCCESS) {
 			atomic_fetch_sub(&c->inflight, 1);
 			/* Disconnected: the lost event follows; anything else
 			 * (message ids, buffer) clears as PUBACKs come in. */
-			v2g_debug("SIM-PUBLISH-DEFERRED", "connection %d: sendMessage %d, %zu queued",
-				  c->n, rc, c->prio.len + c->bulk.len);
+			v2g_debug("SIM-PUBLISH-DEFERRED",
+			          "connection %d: sendMessage %d, %zu queued", c->n, rc,
+			          c->prio.len + c->bulk.len);
 			return 1;
 		}
 		switch (j->kind) {
@@ -535,12 +543,8 @@ static int conn_drain(struct fleet *f, struct conn *c)
 			f->state_queued[j->vehicle] = 0;
 			f->st.states++;
 			break;
-		case JOB_ACK:
-			f->st.acks++;
-			break;
-		case JOB_TELEMETRY:
-			f->st.telemetry++;
-			break;
+		case JOB_ACK: f->st.acks++; break;
+		case JOB_TELEMETRY: f->st.telemetry++; break;
 		}
 		free(j->payload);
 		jobq_pop(q);
@@ -569,7 +573,8 @@ static void log_bad(struct fleet *f, const char *what, const char *topic)
 {
 	f->st.bad++;
 	if (f->st.bad <= 5 || f->st.bad % BAD_INPUT_LOG_EVERY == 0)
-		v2g_warn("SIM-BAD-INPUT", "%s on %s ignored (%lu bad messages so far)", what, topic, f->st.bad);
+		v2g_warn("SIM-BAD-INPUT", "%s on %s ignored (%lu bad messages so far)", what, topic,
+		         f->st.bad);
 }
 
 static void handle_command(struct fleet *f, int idx, const struct event *e, int64_t now)
@@ -590,9 +595,11 @@ static void handle_command(struct fleet *f, int idx, const struct event *e, int6
 	/* Info for the first command of a dispatch, debug for each one: a
 	 * 10,000-vehicle dispatch is one line at the default level. */
 	v2g_log(strcmp(cmd.dispatch_id, f->last_dispatch) ? V2G_LOG_INFO : V2G_LOG_DEBUG, "SIM-CMD",
-		"%s dispatch %s %s %.2f kW %.0f min -> %s", v->id, cmd.dispatch_id, cmd.signal_type,
-		cmd.power_kw, cmd.duration_min,
-		a == SIM_ACK_ACCEPT ? "accept" : a == SIM_ACK_REJECT ? reason : "silent");
+	        "%s dispatch %s %s %.2f kW %.0f min -> %s", v->id, cmd.dispatch_id, cmd.signal_type,
+	        cmd.power_kw, cmd.duration_min,
+	        a == SIM_ACK_ACCEPT   ? "accept"
+	        : a == SIM_ACK_REJECT ? reason
+	                              : "silent");
 	memcpy(f->last_dispatch, cmd.dispatch_id, sizeof(f->last_dispatch));
 	if (a == SIM_ACK_SILENT) {
 		f->st.silent++;
@@ -644,7 +651,8 @@ static void handle_message(struct fleet *f, const struct event *e, int64_t now)
 		handle_telemetry_request(f, e, now);
 		return;
 	}
-	if (tl > pl + sl && strncmp(t, TOPIC_VEHICLE, pl) == 0 && strcmp(t + tl - sl, TOPIC_COMMAND_SUFFIX) == 0) {
+	if (tl > pl + sl && strncmp(t, TOPIC_VEHICLE, pl) == 0 &&
+	    strcmp(t + tl - sl, TOPIC_COMMAND_SUFFIX) == 0) {
 		if (sim_vehicle_id_parse(f->o->model.prefix, t + pl, tl - pl - sl, f->n, &idx) == 0)
 			handle_command(f, idx, e, now);
 		else
@@ -662,7 +670,7 @@ static void handle_event(struct fleet *f, struct event *e, int64_t now)
 	switch (e->type) {
 	case EV_CONNECTED:
 		v2g_info("SIM-CONNECTED", "connection %d (%s) %s to %s", c->n, c->client_id,
-			 c->ever_connected ? "reconnected" : "connected", f->o->broker);
+		         c->ever_connected ? "reconnected" : "connected", f->o->broker);
 		c->connected = 1;
 		c->connecting = 0;
 		c->ever_connected = 1;
@@ -684,44 +692,44 @@ static void handle_event(struct fleet *f, struct event *e, int64_t now)
 		c->connecting = 0;
 		if (c->ever_connected) {
 			v2g_log(c->n == 0 ? V2G_LOG_WARN : V2G_LOG_DEBUG, "SIM-CONNECT-FAILED",
-				"connection %d: reconnect to %s failed (%d %s), paho retries", c->n,
-				f->o->broker, e->code, e->text ? e->text : "");
+			        "connection %d: reconnect to %s failed (%d %s), paho retries", c->n,
+			        f->o->broker, e->code, e->text ? e->text : "");
 			break;
 		}
 		/* One line per failure streak (and connection 0 always), not one
 		 * per connection and retry while the broker is down. */
-		v2g_log(c->n == 0 || c->backoff_ms == RECONNECT_MIN_MS ? V2G_LOG_WARN : V2G_LOG_DEBUG,
-			"SIM-CONNECT-FAILED", "connection %d to %s failed (%d %s), retry in %d ms", c->n,
-			f->o->broker, e->code, e->text ? e->text : "", c->backoff_ms);
+		v2g_log(c->n == 0 || c->backoff_ms == RECONNECT_MIN_MS ? V2G_LOG_WARN
+		                                                       : V2G_LOG_DEBUG,
+		        "SIM-CONNECT-FAILED", "connection %d to %s failed (%d %s), retry in %d ms",
+		        c->n, f->o->broker, e->code, e->text ? e->text : "", c->backoff_ms);
 		c->next_attempt_ms = now + c->backoff_ms;
-		c->backoff_ms = c->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : c->backoff_ms * 2;
+		c->backoff_ms =
+		        c->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : c->backoff_ms * 2;
 		break;
 	case EV_LOST:
 		c->connected = 0;
 		if (c->subscriber)
 			f->subscribed = 0;
 		conn_drop_bulk(f, c);
-		v2g_warn("SIM-DISCONNECTED", "connection %d lost (%s); reconnecting with backoff", c->n,
-			 e->text ? e->text : "no cause");
+		v2g_warn("SIM-DISCONNECTED", "connection %d lost (%s); reconnecting with backoff",
+		         c->n, e->text ? e->text : "no cause");
 		break;
 	case EV_SUBSCRIBED:
 		v2g_info("SIM-SUBSCRIBED", "connection %d subscribed to %s and %s", c->n,
-			 TOPIC_COMMAND_WILDCARD, TOPIC_TELEMETRY_REQUEST);
+		         TOPIC_COMMAND_WILDCARD, TOPIC_TELEMETRY_REQUEST);
 		f->subscribed = 1;
 		for (i = 0; i < f->nconn; i++)
 			conn_burst(f, &f->conns[i]);
 		break;
 	case EV_SUBSCRIBE_FAILED:
-		v2g_warn("SIM-SUBSCRIBE-FAILED", "connection %d: subscribe failed (%d), retrying in 1 s",
-			 c->n, e->code);
+		v2g_warn("SIM-SUBSCRIBE-FAILED",
+		         "connection %d: subscribe failed (%d), retrying in 1 s", c->n, e->code);
 		if (c->connected) {
 			c->need_subscribe = 1;
 			c->subscribe_at_ms = now + 1000;
 		}
 		break;
-	case EV_MESSAGE:
-		handle_message(f, e, now);
-		break;
+	case EV_MESSAGE: handle_message(f, e, now); break;
 	case EV_DISCONNECTED:
 		c->disconnected = 1;
 		c->connected = 0;
@@ -783,7 +791,8 @@ static void run_state_schedule(struct fleet *f, int64_t now)
 			f->cursor = 0;
 			f->cycle_base_ms += (int64_t)f->interval_ms;
 			if (f->cycle_base_ms + f->interval_ms < now) {
-				v2g_warn("SIM-BEHIND", "state schedule fell more than one interval behind; restarting it");
+				v2g_warn("SIM-BEHIND", "state schedule fell more than one interval "
+				                       "behind; restarting it");
 				f->cycle_base_ms = now;
 			}
 		}
@@ -796,7 +805,8 @@ static void run_ack_timers(struct fleet *f, int64_t now)
 
 	while (f->heap_len && f->heap[0].due_ms <= now) {
 		heap_pop(f, &t);
-		enqueue_prio(f, t.vehicle, JOB_ACK, sim_ack_json(t.dispatch_id, t.accepted, t.reason));
+		enqueue_prio(f, t.vehicle, JOB_ACK,
+		             sim_ack_json(t.dispatch_id, t.accepted, t.reason));
 	}
 }
 
@@ -806,7 +816,8 @@ static void run_connections(struct fleet *f, int64_t now)
 
 	for (i = 0; i < f->nconn; i++) {
 		struct conn *c = &f->conns[i];
-		if (!c->connected && !c->connecting && !c->ever_connected && now >= c->next_attempt_ms)
+		if (!c->connected && !c->connecting && !c->ever_connected &&
+		    now >= c->next_attempt_ms)
 			conn_connect(f, c, now);
 		if (c->connected && c->need_subscribe && now >= c->subscribe_at_ms)
 			conn_subscribe(f, c, now);
@@ -834,13 +845,16 @@ static void log_stats(struct fleet *f, int64_t now)
 		inflight += n > 0 ? n : 0; /* late failures of a lost session go below 0 */
 	}
 	v2g_info("SIM-STATS",
-		 "vehicles=%d connected=%d/%d states=%lu (%.0f/s) commands=%lu acks=%lu rejected=%lu "
-		 "silent=%lu telemetry=%lu ignored=%lu bad=%lu dropped=%lu skipped=%lu pub_failed=%lu "
-		 "queued=%zu inflight=%d pending_acks=%zu",
-		 f->n, up, f->nconn, f->st.states,
-		 dt > 0 ? (double)(f->st.states - f->st_prev.states) / dt : 0.0, f->st.commands, f->st.acks,
-		 f->st.rejected, f->st.silent, f->st.telemetry, f->st.ignored, f->st.bad, f->st.dropped,
-		 f->st.skipped, (unsigned long)atomic_load(&f->pub_failed), backlog(f), inflight, f->heap_len);
+	         "vehicles=%d connected=%d/%d states=%lu (%.0f/s) commands=%lu acks=%lu "
+	         "rejected=%lu "
+	         "silent=%lu telemetry=%lu ignored=%lu bad=%lu dropped=%lu skipped=%lu "
+	         "pub_failed=%lu "
+	         "queued=%zu inflight=%d pending_acks=%zu",
+	         f->n, up, f->nconn, f->st.states,
+	         dt > 0 ? (double)(f->st.states - f->st_prev.states) / dt : 0.0, f->st.commands,
+	         f->st.acks, f->st.rejected, f->st.silent, f->st.telemetry, f->st.ignored,
+	         f->st.bad, f->st.dropped, f->st.skipped,
+	         (unsigned long)atomic_load(&f->pub_failed), backlog(f), inflight, f->heap_len);
 	f->st_prev = f->st;
 	f->t_stats_prev = now;
 }
@@ -859,8 +873,9 @@ static int mark_ids(struct fleet *f, const char *list, int silent)
 	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		if (sim_vehicle_id_parse(f->o->model.prefix, tok, strlen(tok), f->n, &idx) != 0) {
 			sim_vehicle_id_format(f->o->model.prefix, f->n - 1, last);
-			v2g_error("SIM-UNKNOWN-ID", "--%s-ids: %s is not a vehicle of this fleet (ids %s-00000..%s)",
-				  silent ? "silent" : "reject", tok, f->o->model.prefix, last);
+			v2g_error("SIM-UNKNOWN-ID",
+			          "--%s-ids: %s is not a vehicle of this fleet (ids %s-00000..%s)",
+			          silent ? "silent" : "reject", tok, f->o->model.prefix, last);
 			rc = V2G_ERR_INVAL;
 			break;
 		}
@@ -926,7 +941,8 @@ static int64_t engine_step(struct fleet *f, int64_t now)
 		wait = d;
 	for (i = 0; i < f->nconn; i++) {
 		struct conn *c = &f->conns[i];
-		if (!c->connected && !c->connecting && !c->ever_connected && (d = c->next_attempt_ms - now) < wait)
+		if (!c->connected && !c->connecting && !c->ever_connected &&
+		    (d = c->next_attempt_ms - now) < wait)
 			wait = d;
 		if (c->connected && c->need_subscribe && (d = c->subscribe_at_ms - now) < wait)
 			wait = d;
@@ -1031,7 +1047,8 @@ int sim_fleet_run(const struct sim_opts *o, volatile sig_atomic_t *stop)
 	now = v2g_mono_ms();
 	for (i = 0; i < f.n; i++)
 		sim_vehicle_init(&f.veh[i], &o->model, o->seed, i, now);
-	if ((rc = mark_ids(&f, o->silent_ids, 1)) != 0 || (rc = mark_ids(&f, o->reject_ids, 0)) != 0)
+	if ((rc = mark_ids(&f, o->silent_ids, 1)) != 0 ||
+	    (rc = mark_ids(&f, o->reject_ids, 0)) != 0)
 		goto out;
 	for (i = 0; i < f.nconn; i++)
 		if ((rc = conn_init(&f, &f.conns[i], i)) != 0)
@@ -1045,10 +1062,12 @@ int sim_fleet_run(const struct sim_opts *o, volatile sig_atomic_t *stop)
 	f.next_stats_ms = now + (int64_t)(o->stats_interval_s * 1000.0);
 	end = o->duration_s > 0 ? now + (int64_t)(o->duration_s * 1000.0) : INT64_MAX;
 	v2g_info("SIM-START",
-		 "%d vehicles (%s-00000..), %d connection(s) to %s, state every %.1f s, ack %d+%d ms, "
-		 "reject %.3f, silent %.3f, seed %llu",
-		 f.n, o->model.prefix, f.nconn, o->broker, o->state_interval_s, o->ack_latency_ms,
-		 o->ack_jitter_ms, o->model.reject_rate, o->model.silent_rate, (unsigned long long)o->seed);
+	         "%d vehicles (%s-00000..), %d connection(s) to %s, state every %.1f s, ack %d+%d "
+	         "ms, "
+	         "reject %.3f, silent %.3f, seed %llu",
+	         f.n, o->model.prefix, f.nconn, o->broker, o->state_interval_s, o->ack_latency_ms,
+	         o->ack_jitter_ms, o->model.reject_rate, o->model.silent_rate,
+	         (unsigned long long)o->seed);
 
 	while (!*stop && (now = v2g_mono_ms()) < end)
 		wait_for_wake(&f, engine_step(&f, now));
@@ -1057,7 +1076,7 @@ int sim_fleet_run(const struct sim_opts *o, volatile sig_atomic_t *stop)
 	shutdown_clients(&f);
 	if (atomic_load(&f.cb_dropped))
 		v2g_warn("SIM-DROPPED", "%lu callback events lost to memory exhaustion",
-			 (unsigned long)atomic_load(&f.cb_dropped));
+		         (unsigned long)atomic_load(&f.cb_dropped));
 	rc = 0;
 out:
 	fleet_fini(&f);

@@ -19,21 +19,21 @@
 #include "vehicle.h"
 
 struct sim_opts {
-	const char *broker;        /* tcp://host:port */
-	const char *username;      /* NULL: anonymous */
+	const char *broker;   /* tcp://host:port */
+	const char *username; /* NULL: anonymous */
 	const char *password;
 	int vehicles;
-	int connections;           /* clamped to vehicles */
-	double state_interval_s;   /* per vehicle; 0 = no periodic state */
+	int connections;         /* clamped to vehicles */
+	double state_interval_s; /* per vehicle; 0 = no periodic state */
 	int ack_latency_ms;
-	int ack_jitter_ms;         /* uniform extra 0..jitter */
-	const char *silent_ids;    /* "a,b,c" or NULL */
+	int ack_jitter_ms;      /* uniform extra 0..jitter */
+	const char *silent_ids; /* "a,b,c" or NULL */
 	const char *reject_ids;
 	uint64_t seed;
-	double duration_s;         /* 0 = until stopped */
-	int initial_burst;         /* every vehicle's state once on (re)connect */
-	int window;                /* unconfirmed QoS 1 publishes per connection */
-	double stats_interval_s;   /* SIM-STATS line period */
+	double duration_s;       /* 0 = until stopped */
+	int initial_burst;       /* every vehicle's state once on (re)connect */
+	int window;              /* unconfirmed QoS 1 publishes per connection */
+	double stats_interval_s; /* SIM-STATS line period */
 	struct sim_model_cfg model;
 };
 

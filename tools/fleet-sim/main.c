@@ -56,7 +56,8 @@ static int parse_double(const char *name, const char *s, double lo, double hi, d
 	double v = strtod(s, &end);
 
 	if (end == s || *end || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "v2g-fleet-sim: --%s: '%s' is not a number in [%g, %g]\n", name, s, lo, hi);
+		fprintf(stderr, "v2g-fleet-sim: --%s: '%s' is not a number in [%g, %g]\n", name, s,
+		        lo, hi);
 		return -1;
 	}
 	*out = v;
@@ -69,7 +70,8 @@ static int parse_int(const char *name, const char *s, long lo, long hi, int *out
 	long v = strtol(s, &end, 10);
 
 	if (end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "v2g-fleet-sim: --%s: '%s' is not an integer in [%ld, %ld]\n", name, s, lo, hi);
+		fprintf(stderr, "v2g-fleet-sim: --%s: '%s' is not an integer in [%ld, %ld]\n", name,
+		        s, lo, hi);
 		return -1;
 	}
 	*out = (int)v;
@@ -77,10 +79,32 @@ static int parse_int(const char *name, const char *s, long lo, long hi, int *out
 }
 
 enum {
-	O_BROKER = 256, O_USER, O_PASS, O_VEHICLES, O_CONNS, O_PREFIX, O_SITES, O_INTERVAL,
-	O_BURST, O_NO_BURST, O_LAT, O_JIT, O_REJ_RATE, O_SIL_RATE, O_REJ_IDS, O_SIL_IDS,
-	O_AVAIL, O_SEED, O_DURATION, O_WINDOW, O_STATS, O_LOG_LEVEL, O_LOG_JSON, O_QUIET,
-	O_SELFTEST, O_HELP,
+	O_BROKER = 256,
+	O_USER,
+	O_PASS,
+	O_VEHICLES,
+	O_CONNS,
+	O_PREFIX,
+	O_SITES,
+	O_INTERVAL,
+	O_BURST,
+	O_NO_BURST,
+	O_LAT,
+	O_JIT,
+	O_REJ_RATE,
+	O_SIL_RATE,
+	O_REJ_IDS,
+	O_SIL_IDS,
+	O_AVAIL,
+	O_SEED,
+	O_DURATION,
+	O_WINDOW,
+	O_STATS,
+	O_LOG_LEVEL,
+	O_LOG_JSON,
+	O_QUIET,
+	O_SELFTEST,
+	O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -115,7 +139,7 @@ static const struct option long_opts[] = {
 
 /* Returns 0, or 2 after printing why the options are unusable. */
 static int parse_args(int argc, char **argv, struct sim_opts *o, enum v2g_log_level *level,
-		      int *json, int *selftest)
+                      int *json, int *selftest)
 {
 	int c, rc = 0, quiet = 0, burst;
 	double seed;
@@ -125,40 +149,63 @@ static int parse_args(int argc, char **argv, struct sim_opts *o, enum v2g_log_le
 		case O_BROKER: o->broker = optarg; break;
 		case O_USER: o->username = optarg; break;
 		case O_PASS: o->password = optarg; break;
-		case O_VEHICLES: rc = parse_int("vehicles", optarg, 1, 1000000, &o->vehicles); break;
+		case O_VEHICLES:
+			rc = parse_int("vehicles", optarg, 1, 1000000, &o->vehicles);
+			break;
 		case O_CONNS: rc = parse_int("connections", optarg, 1, 64, &o->connections); break;
 		case O_PREFIX:
 			o->model.prefix = optarg;
 			if (!*optarg || strlen(optarg) > 24 || strpbrk(optarg, "/+#")) {
-				fprintf(stderr, "v2g-fleet-sim: --prefix: 1-24 characters, no '/', '+' or '#'\n");
+				fprintf(stderr, "v2g-fleet-sim: --prefix: 1-24 characters, no '/', "
+				                "'+' or '#'\n");
 				rc = -1;
 			}
 			break;
 		case O_SITES: rc = parse_int("sites", optarg, 1, 10000, &o->model.sites); break;
-		case O_INTERVAL: rc = parse_double("state-interval", optarg, 0, 86400, &o->state_interval_s); break;
+		case O_INTERVAL:
+			rc = parse_double("state-interval", optarg, 0, 86400, &o->state_interval_s);
+			break;
 		case O_BURST:
 			burst = 1;
 			rc = optarg ? parse_int("initial-burst", optarg, 0, 1, &burst) : 0;
 			o->initial_burst = burst;
 			break;
 		case O_NO_BURST: o->initial_burst = 0; break;
-		case O_LAT: rc = parse_int("ack-latency-ms", optarg, 0, 3600000, &o->ack_latency_ms); break;
-		case O_JIT: rc = parse_int("ack-jitter-ms", optarg, 0, 3600000, &o->ack_jitter_ms); break;
-		case O_REJ_RATE: rc = parse_double("reject-rate", optarg, 0, 1, &o->model.reject_rate); break;
-		case O_SIL_RATE: rc = parse_double("silent-rate", optarg, 0, 1, &o->model.silent_rate); break;
+		case O_LAT:
+			rc = parse_int("ack-latency-ms", optarg, 0, 3600000, &o->ack_latency_ms);
+			break;
+		case O_JIT:
+			rc = parse_int("ack-jitter-ms", optarg, 0, 3600000, &o->ack_jitter_ms);
+			break;
+		case O_REJ_RATE:
+			rc = parse_double("reject-rate", optarg, 0, 1, &o->model.reject_rate);
+			break;
+		case O_SIL_RATE:
+			rc = parse_double("silent-rate", optarg, 0, 1, &o->model.silent_rate);
+			break;
 		case O_REJ_IDS: o->reject_ids = optarg; break;
 		case O_SIL_IDS: o->silent_ids = optarg; break;
-		case O_AVAIL: rc = parse_double("availability", optarg, 0, 1, &o->model.availability); break;
+		case O_AVAIL:
+			rc = parse_double("availability", optarg, 0, 1, &o->model.availability);
+			break;
 		case O_SEED:
 			rc = parse_double("seed", optarg, 0, 9007199254740992.0, &seed);
 			o->seed = (uint64_t)seed;
 			break;
-		case O_DURATION: rc = parse_double("duration", optarg, 0, 1e9, &o->duration_s); break;
+		case O_DURATION:
+			rc = parse_double("duration", optarg, 0, 1e9, &o->duration_s);
+			break;
 		case O_WINDOW: rc = parse_int("window", optarg, 1, 60000, &o->window); break;
-		case O_STATS: rc = parse_double("stats-interval", optarg, 0.1, 86400, &o->stats_interval_s); break;
+		case O_STATS:
+			rc = parse_double("stats-interval", optarg, 0.1, 86400,
+			                  &o->stats_interval_s);
+			break;
 		case O_LOG_LEVEL:
 			if (v2g_log_level_parse(optarg, level) != 0) {
-				fprintf(stderr, "v2g-fleet-sim: --log-level: '%s' is not debug|info|warn|error\n", optarg);
+				fprintf(stderr,
+				        "v2g-fleet-sim: --log-level: '%s' is not "
+				        "debug|info|warn|error\n",
+				        optarg);
 				rc = -1;
 			}
 			break;

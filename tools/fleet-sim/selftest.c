@@ -11,7 +11,7 @@
 
 static int checks, failures;
 
-#define EXPECT(c) expect((c), #c, __LINE__)
+#define EXPECT(c)              expect((c), #c, __LINE__)
 #define EXPECT_NEAR(a, b, eps) expect_near((a), (b), (eps), #a, __LINE__)
 
 static void expect(int ok, const char *what, int line)
@@ -83,7 +83,9 @@ static void test_attributes(void)
 		ok &= a.tariff >= 0.10 - 1e-9 && a.tariff <= 0.30 + 1e-9;
 		ok &= a.soc >= 20.0 && a.soc <= 95.0;
 		ok &= strncmp(a.site, "site-", 5) == 0 && atoi(a.site + 5) < cfg.sites;
-		seg[strcmp(a.segment, "commuter") == 0 ? 0 : strcmp(a.segment, "fleet") == 0 ? 1 : 2]++;
+		seg[strcmp(a.segment, "commuter") == 0 ? 0
+		    : strcmp(a.segment, "fleet") == 0  ? 1
+		                                       : 2]++;
 		f1 += strcmp(a.fleet_id, "f1") == 0;
 		avail += a.available;
 	}
@@ -201,7 +203,8 @@ static void test_decide(void)
 	sim_model_cfg_default(&cfg);
 	sim_rng_seed(&r, 17);
 	plain_vehicle(&v, &cfg);
-	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_ACCEPT && strcmp(reason, "") == 0);
+	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_ACCEPT &&
+	       strcmp(reason, "") == 0);
 	cfg.silent_rate = 0.1;
 	cfg.reject_rate = 0.2;
 	for (i = 0; i < 100000; i++)
@@ -211,9 +214,11 @@ static void test_decide(void)
 	cfg.silent_rate = 0.0;
 	cfg.reject_rate = 1.0;
 	v.soc = 10.0;
-	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_REJECT && strcmp(reason, "soc_too_low") == 0);
+	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_REJECT &&
+	       strcmp(reason, "soc_too_low") == 0);
 	v.soc = 90.0;
-	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_REJECT && strcmp(reason, "user_override") == 0);
+	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_REJECT &&
+	       strcmp(reason, "user_override") == 0);
 	cfg.reject_rate = 0.0;
 	v.force_reject = 1;
 	EXPECT(sim_vehicle_decide(&v, &cfg, &r, &reason) == SIM_ACK_REJECT);
@@ -231,7 +236,8 @@ static void test_command_parse(void)
 	struct sim_command c;
 
 	EXPECT(parse("{\"dispatch_id\":\"d-1\",\"signal_type\":\"FCR\",\"power_kw\":7.2,"
-		     "\"duration_min\":30,\"issued_at\":\"2026-01-01T00:00:00Z\"}", &c) == 0);
+	             "\"duration_min\":30,\"issued_at\":\"2026-01-01T00:00:00Z\"}",
+	             &c) == 0);
 	EXPECT(strcmp(c.dispatch_id, "d-1") == 0 && strcmp(c.signal_type, "FCR") == 0);
 	EXPECT_NEAR(c.power_kw, 7.2, 1e-12);
 	EXPECT_NEAR(c.duration_min, 30.0, 1e-12);
@@ -265,12 +271,16 @@ static void test_payloads(void)
 	EXPECT(json_is_true(json_object_get(o, "available")));
 	EXPECT_NEAR(json_number_value(json_object_get(o, "max_power_kw")), 11.0, 1e-9);
 	EXPECT(json_is_integer(json_object_get(o, "priority")));
-	EXPECT(json_is_string(json_object_get(o, "segment")) && json_is_string(json_object_get(o, "fleet_id")));
-	EXPECT(json_is_string(json_object_get(o, "site")) && json_is_string(json_object_get(o, "cluster")));
-	EXPECT(json_is_number(json_object_get(o, "tariff")) && json_is_number(json_object_get(o, "battery_kwh")));
+	EXPECT(json_is_string(json_object_get(o, "segment")) &&
+	       json_is_string(json_object_get(o, "fleet_id")));
+	EXPECT(json_is_string(json_object_get(o, "site")) &&
+	       json_is_string(json_object_get(o, "cluster")));
+	EXPECT(json_is_number(json_object_get(o, "tariff")) &&
+	       json_is_number(json_object_get(o, "battery_kwh")));
 	EXPECT(json_object_get(o, "request_id") == NULL);
 	EXPECT(json_string_value(json_object_get(o, "ts")) &&
-	       strcmp(json_string_value(json_object_get(o, "ts")), "2025-11-21T11:32:24.123Z") == 0);
+	       strcmp(json_string_value(json_object_get(o, "ts")), "2025-11-21T11:32:24.123Z") ==
+	               0);
 	EXPECT(s && strstr(s, "\"soc\":72.46,") != NULL); /* no float noise on the wire */
 	json_decref(o);
 	free(s);
@@ -282,7 +292,10 @@ static void test_payloads(void)
 	free(s);
 
 	s = sim_ack_json("d-1", 0, "soc_too_low");
-	EXPECT(s && strcmp(s, "{\"dispatch_id\":\"d-1\",\"accepted\":false,\"reason\":\"soc_too_low\"}") == 0);
+	EXPECT(s &&
+	       strcmp(s,
+	              "{\"dispatch_id\":\"d-1\",\"accepted\":false,\"reason\":\"soc_too_low\"}") ==
+	               0);
 	free(s);
 	s = sim_ack_json("d-2", 1, "");
 	EXPECT(s && strcmp(s, "{\"dispatch_id\":\"d-2\",\"accepted\":true,\"reason\":\"\"}") == 0);

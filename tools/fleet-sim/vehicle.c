@@ -10,7 +10,7 @@
 #include "v2g/timeutil.h"
 
 #define CHARGE_EFFICIENCY 0.92 /* share of grid energy that reaches the battery */
-#define LOW_SOC_REASON 40.0    /* random rejections below this SoC say "soc_too_low" */
+#define LOW_SOC_REASON    40.0 /* random rejections below this SoC say "soc_too_low" */
 
 void sim_rng_seed(struct sim_rng *r, uint64_t seed)
 {
@@ -53,7 +53,8 @@ int sim_vehicle_id_parse(const char *prefix, const char *id, size_t len, int n, 
 	long val = 0;
 	size_t i;
 
-	if (len <= plen + 1 || len >= SIM_ID_MAX || memcmp(id, prefix, plen) != 0 || id[plen] != '-')
+	if (len <= plen + 1 || len >= SIM_ID_MAX || memcmp(id, prefix, plen) != 0 ||
+	    id[plen] != '-')
 		return V2G_ERR_NOTFOUND;
 	for (i = plen + 1; i < len; i++) {
 		if (id[i] < '0' || id[i] > '9' || val > 100000000)
@@ -70,8 +71,8 @@ int sim_vehicle_id_parse(const char *prefix, const char *id, size_t len, int n, 
 	return 0;
 }
 
-void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-		      uint64_t seed, int index, int64_t now_ms)
+void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg, uint64_t seed,
+                      int index, int64_t now_ms)
 {
 	static const double targets[] = { 80.0, 90.0, 100.0 };
 	struct sim_rng r;
@@ -79,7 +80,8 @@ void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
 
 	memset(v, 0, sizeof(*v));
 	/* One independent stream per vehicle, so attributes do not depend on N. */
-	sim_rng_seed(&r, seed * 0xD1B54A32D192ED03ULL ^ ((uint64_t)index + 1) * 0x9E3779B97F4A7C15ULL);
+	sim_rng_seed(&r,
+	             seed * 0xD1B54A32D192ED03ULL ^ ((uint64_t)index + 1) * 0x9E3779B97F4A7C15ULL);
 	sim_rng_next(&r);
 
 	sim_vehicle_id_format(cfg->prefix, index, v->id);
@@ -94,7 +96,7 @@ void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
 	v->segment = u < 0.5 ? "commuter" : u < 0.8 ? "fleet" : "taxi";
 	v->fleet_id = sim_rng_next(&r) % 2 ? "f2" : "f1";
 	snprintf(v->site, sizeof(v->site), "site-%02d",
-		 (int)(sim_rng_next(&r) % (uint64_t)(cfg->sites > 0 ? cfg->sites : 1)));
+	         (int)(sim_rng_next(&r) % (uint64_t)(cfg->sites > 0 ? cfg->sites : 1)));
 	snprintf(v->cluster, sizeof(v->cluster), "c%d", (int)(sim_rng_next(&r) % 4));
 	v->soc = round((20.0 + 75.0 * sim_rng_uniform(&r)) * 10.0) / 10.0;
 	v->available = sim_rng_uniform(&r) < cfg->availability;
@@ -129,8 +131,8 @@ static void drift_idle(struct sim_vehicle *v, const struct sim_model_cfg *cfg, i
 
 /* Rare availability flips with exponential holding times whose means give
  * the long-run share cfg->availability over a cfg->cycle_hours cycle. */
-static void maybe_flip(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-		       struct sim_rng *r, int64_t dt_ms)
+static void maybe_flip(struct sim_vehicle *v, const struct sim_model_cfg *cfg, struct sim_rng *r,
+                       int64_t dt_ms)
 {
 	double mean_h;
 
@@ -147,8 +149,8 @@ static void maybe_flip(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
 		v->available = !v->available;
 }
 
-void sim_vehicle_advance(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-			 struct sim_rng *r, int64_t now_ms)
+void sim_vehicle_advance(struct sim_vehicle *v, const struct sim_model_cfg *cfg, struct sim_rng *r,
+                         int64_t now_ms)
 {
 	int64_t t = v->updated_ms;
 
@@ -175,7 +177,7 @@ void sim_vehicle_advance(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
 }
 
 enum sim_ack sim_vehicle_decide(const struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-				struct sim_rng *r, const char **reason)
+                                struct sim_rng *r, const char **reason)
 {
 	double u;
 
@@ -230,7 +232,8 @@ int sim_command_parse(const char *payload, size_t len, struct sim_command *out)
 		goto out;
 	out->power_kw = json_number_value(j);
 	j = json_object_get(root, "duration_min");
-	out->duration_min = json_is_number(j) && json_number_value(j) > 0.0 ? json_number_value(j) : 15.0;
+	out->duration_min =
+	        json_is_number(j) && json_number_value(j) > 0.0 ? json_number_value(j) : 15.0;
 	s = json_string_value(json_object_get(root, "signal_type"));
 	if (s)
 		snprintf(out->signal_type, sizeof(out->signal_type), "%s", s);
@@ -258,19 +261,11 @@ char *sim_vehicle_state_json(const struct sim_vehicle *v, int64_t ts_ms, const c
 	char *s;
 
 	v2g_time_format(ts_ms, ts, sizeof(ts));
-	o = json_pack("{s:f, s:f, s:b, s:i, s:f, s:s, s:s, s:s, s:s, s:f, s:f, s:s}",
-		      "soc", round(v->soc * 100.0) / 100.0,
-		      "max_power_kw", v->max_power_kw,
-		      "available", v->available,
-		      "priority", v->priority,
-		      "tariff", v->tariff,
-		      "segment", v->segment,
-		      "fleet_id", v->fleet_id,
-		      "site", v->site,
-		      "cluster", v->cluster,
-		      "battery_kwh", v->battery_kwh,
-		      "power_kw", current_power_kw(v),
-		      "ts", ts);
+	o = json_pack("{s:f, s:f, s:b, s:i, s:f, s:s, s:s, s:s, s:s, s:f, s:f, s:s}", "soc",
+	              round(v->soc * 100.0) / 100.0, "max_power_kw", v->max_power_kw, "available",
+	              v->available, "priority", v->priority, "tariff", v->tariff, "segment",
+	              v->segment, "fleet_id", v->fleet_id, "site", v->site, "cluster", v->cluster,
+	              "battery_kwh", v->battery_kwh, "power_kw", current_power_kw(v), "ts", ts);
 	if (!o)
 		return NULL;
 	if (request_id && json_object_set_new(o, "request_id", json_string(request_id)) != 0) {
@@ -284,8 +279,8 @@ char *sim_vehicle_state_json(const struct sim_vehicle *v, int64_t ts_ms, const c
 
 char *sim_ack_json(const char *dispatch_id, int accepted, const char *reason)
 {
-	json_t *o = json_pack("{s:s, s:b, s:s}", "dispatch_id", dispatch_id,
-			      "accepted", accepted, "reason", reason ? reason : "");
+	json_t *o = json_pack("{s:s, s:b, s:s}", "dispatch_id", dispatch_id, "accepted", accepted,
+	                      "reason", reason ? reason : "");
 	char *s;
 
 	if (!o)

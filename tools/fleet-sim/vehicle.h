@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIM_ID_MAX 48           /* vehicle id, NUL included */
-#define SIM_DISPATCH_ID_MAX 96  /* longer dispatch ids are refused as bad input */
+#define SIM_ID_MAX          48 /* vehicle id, NUL included */
+#define SIM_DISPATCH_ID_MAX 96 /* longer dispatch ids are refused as bad input */
 
 /* splitmix64: tiny, seedable, good enough for a simulator. */
 struct sim_rng {
@@ -43,23 +43,23 @@ struct sim_vehicle {
 	char id[SIM_ID_MAX];
 	int index;
 	/* fixed attributes, drawn from (seed, index) */
-	double max_power_kw; /* 7.4, 11 or 22 */
-	double battery_kwh;  /* 40..100 */
-	double target_soc;   /* charging stops there: 80, 90 or 100 */
-	int priority;        /* 1..10 */
-	double tariff;       /* 0.10..0.30 per kWh */
-	const char *segment; /* "commuter" | "fleet" | "taxi" (static string) */
+	double max_power_kw;  /* 7.4, 11 or 22 */
+	double battery_kwh;   /* 40..100 */
+	double target_soc;    /* charging stops there: 80, 90 or 100 */
+	int priority;         /* 1..10 */
+	double tariff;        /* 0.10..0.30 per kWh */
+	const char *segment;  /* "commuter" | "fleet" | "taxi" (static string) */
 	const char *fleet_id; /* "f1" | "f2" (static string) */
 	char site[24];
 	char cluster[8];
 	/* dynamic state */
-	double soc;          /* percent, 0..100 */
-	int available;       /* plugged in and available for V2G */
-	int64_t updated_ms;  /* time the state above refers to */
+	double soc;         /* percent, 0..100 */
+	int available;      /* plugged in and available for V2G */
+	int64_t updated_ms; /* time the state above refers to */
 	/* dispatch being executed; dispatch_id[0] == 0 when idle */
 	char dispatch_id[SIM_DISPATCH_ID_MAX];
 	char signal_type[24];
-	double dispatch_kw;  /* discharge power, already clamped to max_power_kw */
+	double dispatch_kw; /* discharge power, already clamped to max_power_kw */
 	int64_t dispatch_until_ms;
 	/* deterministic test hooks (--silent-ids / --reject-ids) */
 	int force_silent;
@@ -79,8 +79,8 @@ enum sim_ack { SIM_ACK_ACCEPT, SIM_ACK_REJECT, SIM_ACK_SILENT };
 /* Initialises vehicle `index` at time now_ms. Its attributes depend only on
  * (seed, index), never on the fleet size, so vehicle sim-00042 is the same
  * car in a 100- and a 50,000-vehicle run. */
-void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-		      uint64_t seed, int index, int64_t now_ms);
+void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg, uint64_t seed,
+                      int index, int64_t now_ms);
 
 /* Moves the vehicle's state forward to now_ms: discharge at the dispatched
  * power until the dispatch ends, then charge at max_power_kw towards
@@ -88,15 +88,15 @@ void sim_vehicle_init(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
  * power * dt / battery_kwh * 100 and is clamped to 0..100. Availability
  * flips rarely (mean times from cfg), never during a dispatch. r supplies the
  * randomness of the flips. A now_ms in the past is ignored. */
-void sim_vehicle_advance(struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-			 struct sim_rng *r, int64_t now_ms);
+void sim_vehicle_advance(struct sim_vehicle *v, const struct sim_model_cfg *cfg, struct sim_rng *r,
+                         int64_t now_ms);
 
 /* Decides how the vehicle answers a command: forced silence / rejection
  * first, then silent with probability silent_rate, rejected with probability
  * reject_rate. On SIM_ACK_REJECT *reason is "soc_too_low" or
  * "user_override" (static strings); otherwise "". */
 enum sim_ack sim_vehicle_decide(const struct sim_vehicle *v, const struct sim_model_cfg *cfg,
-				struct sim_rng *r, const char **reason);
+                                struct sim_rng *r, const char **reason);
 
 /* Starts executing an accepted command at now_ms (call sim_vehicle_advance
  * first): power_kw <= 0 releases the vehicle, otherwise the command replaces

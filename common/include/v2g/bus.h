@@ -49,7 +49,7 @@ int v2g_bus_call(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int time
 int v2g_bus_ping(struct v2g_bus_client *c, int timeout_ms, int *ready);
 
 struct v2g_bus_server;
-struct v2g_bus_reply;  /* one pending request's reply slot */
+struct v2g_bus_reply; /* one pending request's reply slot */
 
 /* Handles one request. Must call v2g_bus_reply_send() at most once; if it
  * does not, the server answers Error 500. Runs on a server worker thread. */
@@ -58,8 +58,7 @@ typedef void (*v2g_bus_handler)(void *arg, const v2g_env *req, struct v2g_bus_re
 /* Listens on url with nworkers concurrent contexts. Ping is answered by the
  * server itself, with ready = ready_fn(ready_arg) (NULL: always ready). */
 int v2g_bus_server_start(struct v2g_bus_server **out, const char *url, int nworkers,
-                         v2g_bus_handler fn, void *arg,
-                         int (*ready_fn)(void *), void *ready_arg);
+                         v2g_bus_handler fn, void *arg, int (*ready_fn)(void *), void *ready_arg);
 void v2g_bus_server_stop(struct v2g_bus_server *s);
 
 /* Packs and sends the reply; borrows env. */

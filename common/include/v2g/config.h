@@ -20,7 +20,7 @@ enum v2g_cfg_type {
 };
 
 struct v2g_cfg_item {
-	const char *path;      /* "group.key" or "group.sub.key" */
+	const char *path; /* "group.key" or "group.sub.key" */
 	enum v2g_cfg_type type;
 	size_t offset;         /* offsetof(struct your_cfg, field) */
 	double min, max;       /* numeric bounds (inclusive) */
@@ -35,8 +35,8 @@ struct v2g_cfg_item {
  * ("dispatch.ack_timeout_seconds: must be between 1 and 3600, got 0 (from
  * K_DISPATCH__ACK_TIMEOUT_SECONDS)"). Strings already loaded stay owned by
  * *out either way: release with v2g_config_free(). */
-int v2g_config_load(const char *file, const struct v2g_cfg_item *items, size_t n,
-                    void *out, char *err, size_t errlen);
+int v2g_config_load(const char *file, const struct v2g_cfg_item *items, size_t n, void *out,
+                    char *err, size_t errlen);
 
 /* Frees the strings of a table loaded into cfg; safe on a zeroed struct. */
 void v2g_config_free(const struct v2g_cfg_item *items, size_t n, void *cfg);

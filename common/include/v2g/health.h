@@ -17,14 +17,14 @@ void v2g_health_free(struct v2g_health *h); /* stops the thread */
 
 /* Registers a probe (fn != NULL) or a pushed check (fn == NULL: its state is
  * set with v2g_health_set, initially failing with "not yet reported"). */
-int v2g_health_add(struct v2g_health *h, const char *name, int critical,
-                   v2g_health_fn fn, void *arg);
+int v2g_health_add(struct v2g_health *h, const char *name, int critical, v2g_health_fn fn,
+                   void *arg);
 void v2g_health_set(struct v2g_health *h, const char *name, int ok, const char *detail);
 
 /* Starts the periodic thread (runs every probe once first, synchronously). */
 int v2g_health_start(struct v2g_health *h);
 
-int v2g_health_ready(struct v2g_health *h);     /* 1 if all critical pass */
+int v2g_health_ready(struct v2g_health *h); /* 1 if all critical pass */
 /* JSON object {"service":…,"status":"ready|not_ready","checks":{…}};
  * caller frees. */
 char *v2g_health_json(struct v2g_health *h);

@@ -13,21 +13,20 @@ struct v2g_httpd;
 
 /* Listens on addr:port (addr "127.0.0.1" or "0.0.0.0"); port 0 is an error.
  * Borrows health (must outlive the server). threads: worker count. */
-int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port,
-                    struct v2g_health *health, int threads);
+int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port, struct v2g_health *health,
+                    int threads);
 void v2g_httpd_stop(struct v2g_httpd *h);
 struct mg_context *v2g_httpd_ctx(struct v2g_httpd *h);
 
 /* Helpers for handlers: send a complete response. */
-void v2g_http_send(struct mg_connection *c, int status, const char *ctype,
-                   const char *body, size_t len);
+void v2g_http_send(struct mg_connection *c, int status, const char *ctype, const char *body,
+                   size_t len);
 /* The same with extra header lines (each ending "\r\n"), e.g.
  * "Retry-After: 1\r\n"; headers may be NULL. */
-void v2g_http_send_hdr(struct mg_connection *c, int status, const char *ctype,
-                       const char *headers, const char *body, size_t len);
+void v2g_http_send_hdr(struct mg_connection *c, int status, const char *ctype, const char *headers,
+                       const char *body, size_t len);
 /* {"error": msg} with the given status (and extra header lines). */
 void v2g_http_error(struct mg_connection *c, int status, const char *msg);
-void v2g_http_error_hdr(struct mg_connection *c, int status, const char *headers,
-                        const char *msg);
+void v2g_http_error_hdr(struct mg_connection *c, int status, const char *headers, const char *msg);
 
 #endif

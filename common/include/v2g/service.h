@@ -20,22 +20,22 @@
 
 /* Settings every service reads (groups logging, bus, http). */
 struct v2g_common_cfg {
-	char *log_level;        /* logging.level */
-	char *log_format;       /* logging.format: "text" | "json" */
-	char *http_bind;        /* http.bind_address */
-	int http_threads;       /* http.threads */
+	char *log_level;  /* logging.level */
+	char *log_format; /* logging.format: "text" | "json" */
+	char *http_bind;  /* http.bind_address */
+	int http_threads; /* http.threads */
 	/* bus endpoints: the owner listens, peers dial */
-	char *bus_ingest;       /* signal-ingest REP */
-	char *bus_dispatch;     /* dispatch-engine REP */
-	char *bus_dispatch_in;  /* dispatch-engine PULL (acks, publish reports) */
-	char *bus_gateway;      /* vehicle-gateway REP */
-	char *bus_gateway_in;   /* vehicle-gateway PULL (command batches) */
-	char *bus_telemetry;    /* vehicle-gateway PUB (telemetry batches) */
-	char *bus_store;        /* store REP (queries) */
-	char *bus_store_in;     /* store PULL (decisions) */
-	char *bus_scheduler;    /* scheduler REP */
-	char *bus_dlm;          /* site-dlm REP */
-	int bus_timeout_ms;     /* bus.request_timeout_ms */
+	char *bus_ingest;      /* signal-ingest REP */
+	char *bus_dispatch;    /* dispatch-engine REP */
+	char *bus_dispatch_in; /* dispatch-engine PULL (acks, publish reports) */
+	char *bus_gateway;     /* vehicle-gateway REP */
+	char *bus_gateway_in;  /* vehicle-gateway PULL (command batches) */
+	char *bus_telemetry;   /* vehicle-gateway PUB (telemetry batches) */
+	char *bus_store;       /* store REP (queries) */
+	char *bus_store_in;    /* store PULL (decisions) */
+	char *bus_scheduler;   /* scheduler REP */
+	char *bus_dlm;         /* site-dlm REP */
+	int bus_timeout_ms;    /* bus.request_timeout_ms */
 };
 
 struct v2g_service {
@@ -56,8 +56,8 @@ struct v2g_service {
  * afterwards. On a bad argument or setting prints one line to stderr and
  * exits 2; with -n exits 0 after a successful load. */
 void v2g_service_init(struct v2g_service *svc, const char *name, const char *port_path,
-                      int default_port, int argc, char **argv,
-                      const struct v2g_cfg_item *items, size_t n, void *cfg);
+                      int default_port, int argc, char **argv, const struct v2g_cfg_item *items,
+                      size_t n, void *cfg);
 
 /* Checks what a settings table cannot express (e.g. low < high) and may
  * fill derived fields. Writes one line into err and returns non-zero to

@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t v2g_now_ms(void);       /* CLOCK_REALTIME */
-int64_t v2g_mono_ms(void);      /* CLOCK_MONOTONIC, for timeouts */
-double v2g_mono_s(void);        /* CLOCK_MONOTONIC, seconds, ns resolution */
+int64_t v2g_now_ms(void);  /* CLOCK_REALTIME */
+int64_t v2g_mono_ms(void); /* CLOCK_MONOTONIC, for timeouts */
+double v2g_mono_s(void);   /* CLOCK_MONOTONIC, seconds, ns resolution */
 
 /* Parses RFC 3339 ("2026-11-21T11:32:24Z", "…24.123+01:00"). Returns 0 or
  * V2G_ERR_INVAL. */
