@@ -7,6 +7,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,53 @@ static void tune(nng_socket s)
 	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 2000);
 }
 
+struct v2g_bus_peers {
+	atomic_int n;
+};
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct v2g_bus_peers *peers = arg;
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&peers->n, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&peers->n, 1);
+}
+
+static int peers_watch(nng_socket s, struct v2g_bus_peers **out)
+{
+	struct v2g_bus_peers *p = calloc(1, sizeof(*p));
+	int rv;
+	if (!p)
+		return V2G_ERR_NOMEM;
+	atomic_init(&p->n, 0);
+	if ((rv = nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, on_pipe, p)) != 0 ||
+	    (rv = nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe, p)) != 0) {
+		free(p);
+		return map_nng(rv);
+	}
+	*out = p;
+	return V2G_OK;
+}
+
+int v2g_bus_peers_count(struct v2g_bus_peers *p)
+{
+	return p ? atomic_load(&p->n) : 0;
+}
+
+void v2g_bus_peers_free(struct v2g_bus_peers *p)
+{
+	free(p);
+}
+
 int v2g_bus_open(nng_socket *s, enum v2g_bus_kind kind, const char *url, int listen)
+{
+	return v2g_bus_open_watched(s, kind, url, listen, NULL);
+}
+
+int v2g_bus_open_watched(nng_socket *s, enum v2g_bus_kind kind, const char *url, int listen,
+                         struct v2g_bus_peers **peers)
 {
 	int rv;
 	switch (kind) {
@@ -66,6 +113,10 @@ int v2g_bus_open(nng_socket *s, enum v2g_bus_kind kind, const char *url, int lis
 	if (rv)
 		return map_nng(rv);
 	tune(*s);
+	if (peers && (rv = peers_watch(*s, peers)) != 0) {
+		nng_close(*s);
+		return rv;
+	}
 	if (kind == V2G_BUS_SUB)
 		nng_socket_set(*s, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 	if (kind == V2G_BUS_PUSH || kind == V2G_BUS_PUB)

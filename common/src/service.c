@@ -229,3 +229,10 @@ int v2g_health_bus_peer(void *arg, char *detail, size_t len)
 	snprintf(detail, len, "reachable%s", ready ? "" : " (peer not ready)");
 	return 0;
 }
+
+int v2g_health_bus_connected(void *arg, char *detail, size_t len)
+{
+	int n = v2g_bus_peers_count(arg);
+	snprintf(detail, len, "%d peer%s connected", n, n == 1 ? "" : "s");
+	return n > 0 ? 0 : -1;
+}

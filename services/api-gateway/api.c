@@ -12,6 +12,7 @@
 #include "query.h"
 #include "render.h"
 #include "route.h"
+#include "v2g/json.h"
 #include "v2g/bus.h"
 #include "v2g/err.h"
 #include "v2g/httpd.h"
@@ -219,7 +220,7 @@ static int signal_submit(struct api *a, struct mg_connection *c, const struct mg
 		return send_error(c, 400, "body: must be a JSON object");
 	}
 	/* A NUL byte cannot travel as a protobuf string; JSON never needs one. */
-	j = memchr(body, '\0', len) ? NULL : json_loadb(body, len, 0, &jerr);
+	j = memchr(body, '\0', len) ? NULL : v2g_json_loadb(body, len, 0, &jerr);
 	if (!j) {
 		if (memchr(body, '\0', len))
 			snprintf(msg, sizeof(msg), "body: invalid JSON (NUL byte)");

@@ -71,6 +71,7 @@ struct disp_service {
 	struct disp_engine *engine;
 	struct v2g_bus_server *rep;
 	struct v2g_bus_client *gw_client, *store_client;
+	struct v2g_bus_peers *tel_peers;
 	nng_socket tel_sub, in_pull, gw_push, store_push;
 	pthread_t tel_thread, in_thread, timer_thread;
 	volatile int stopping, accepting;
@@ -234,7 +235,8 @@ int disp_service_start(struct disp_service **out, struct v2g_service *svc,
 		rc = V2G_ERR_NOMEM;
 		goto fail;
 	}
-	if ((rc = v2g_bus_open(&s->tel_sub, V2G_BUS_SUB, c->bus_telemetry, 0)) ||
+	if ((rc = v2g_bus_open_watched(&s->tel_sub, V2G_BUS_SUB, c->bus_telemetry, 0,
+	                               &s->tel_peers)) ||
 	    (rc = v2g_bus_open(&s->in_pull, V2G_BUS_PULL, c->bus_dispatch_in, 1)) ||
 	    (rc = v2g_bus_open(&s->gw_push, V2G_BUS_PUSH, c->bus_gateway_in, 0)) ||
 	    (rc = v2g_bus_open(&s->store_push, V2G_BUS_PUSH, c->bus_store_in, 0)) ||
@@ -243,6 +245,10 @@ int disp_service_start(struct disp_service **out, struct v2g_service *svc,
 		goto fail;
 	v2g_health_add(svc->health, "vehicle-gateway", 1, v2g_health_bus_peer, s->gw_client);
 	v2g_health_add(svc->health, "store", 1, v2g_health_bus_peer, s->store_client);
+	/* States published before the subscription is up are lost: not ready
+	 * until it is. */
+	v2g_health_add(svc->health, "telemetry-subscription", 1, v2g_health_bus_connected,
+	               s->tel_peers);
 	s->accepting = 1;
 	if (pthread_create(&s->tel_thread, NULL, telemetry_main, s) ||
 	    pthread_create(&s->in_thread, NULL, inbound_main, s) ||
@@ -283,6 +289,7 @@ void disp_service_stop(struct disp_service *s, int drain_ms)
 	/* Let the PUSH sockets deliver what they hold before closing. */
 	usleep(200 * 1000);
 	nng_close(s->tel_sub);
+	v2g_bus_peers_free(s->tel_peers);
 	nng_close(s->in_pull);
 	nng_close(s->gw_push);
 	nng_close(s->store_push);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "v2g/json.h"
 #include "v2g/err.h"
 #include "v2g/timeutil.h"
 
@@ -47,7 +48,7 @@ int ingest_signal_parse(const char *json, size_t len, const struct ingest_limits
 		snprintf(err, errlen, "body: empty; expected a JSON object");
 		return V2G_ERR_INVAL;
 	}
-	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = v2g_json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "body: invalid JSON at line %d column %d: %s", jerr.line,
 		         jerr.column, jerr.text);

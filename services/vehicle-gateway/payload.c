@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "v2g/json.h"
 #include "v2g/err.h"
 #include "v2g/timeutil.h"
 
@@ -206,7 +207,7 @@ static int load_object(const void *payload, size_t len, size_t max_len, json_t *
 	if (len > max_len)
 		return reject(err, VGW_REJECT_TOO_LARGE,
 		              "payload of %zu bytes over the limit of %zu", len, max_len);
-	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *root = v2g_json_loadb(payload, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
 		return reject(err, VGW_REJECT_BAD_JSON, "not JSON: %s (byte %d)", je.text,
 		              je.position);

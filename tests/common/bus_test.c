@@ -748,9 +748,34 @@ static void test_large_request_reply(void)
 	batch_fini(&b);
 }
 
+/* The peer count follows connections: 0 before the publisher exists, 1 once
+ * it is up (whatever the order), 0 again when it goes. */
+static void test_peers_watched(void)
+{
+	char url[64];
+	nng_socket pub, sub;
+	struct v2g_bus_peers *peers = NULL;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	CHECK_INT(v2g_bus_open_watched(&sub, V2G_BUS_SUB, url, 0, &peers), 0);
+	CHECK_INT(v2g_bus_peers_count(peers), 0);
+	CHECK_INT(v2g_bus_open(&pub, V2G_BUS_PUB, url, 1), 0);
+	int64_t until = v2g_mono_ms() + 3000;
+	while (v2g_bus_peers_count(peers) < 1 && v2g_mono_ms() < until)
+		usleep(10000);
+	CHECK_INT(v2g_bus_peers_count(peers), 1);
+	nng_close(pub);
+	until = v2g_mono_ms() + 3000;
+	while (v2g_bus_peers_count(peers) > 0 && v2g_mono_ms() < until)
+		usleep(10000);
+	CHECK_INT(v2g_bus_peers_count(peers), 0);
+	nng_close(sub);
+	v2g_bus_peers_free(peers);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
+		HCASE(test_peers_watched),
 		HCASE(test_push_pull_inproc),
 		HCASE(test_push_pull_tcp),
 		HCASE(test_large_batch_inproc),

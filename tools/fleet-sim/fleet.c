@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "v2g/json.h"
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/timeutil.h"
@@ -623,7 +624,7 @@ static void handle_command(struct fleet *f, int idx, const struct event *e, int6
 
 static void handle_telemetry_request(struct fleet *f, const struct event *e, int64_t now)
 {
-	json_t *root = json_loadb(e->payload, e->len, 0, NULL);
+	json_t *root = v2g_json_loadb(e->payload, e->len, 0, NULL);
 	const char *rid = json_string_value(json_object_get(root, "request_id"));
 	int64_t ts = v2g_now_ms();
 	int i;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "v2g/json.h"
 #include "v2g/err.h"
 #include "v2g/timeutil.h"
 
@@ -219,7 +220,7 @@ int sim_command_parse(const char *payload, size_t len, struct sim_command *out)
 	int rc = V2G_ERR_INVAL;
 
 	memset(out, 0, sizeof(*out));
-	root = json_loadb(payload, len, 0, NULL);
+	root = v2g_json_loadb(payload, len, 0, NULL);
 	if (!root || !json_is_object(root))
 		goto out;
 	j = json_object_get(root, "dispatch_id");

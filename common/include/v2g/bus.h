@@ -19,9 +19,21 @@ typedef V2g__V1__Envelope v2g_env;
 
 enum v2g_bus_kind { V2G_BUS_PUB, V2G_BUS_SUB, V2G_BUS_PUSH, V2G_BUS_PULL };
 
+/* Peers connected to a socket right now, kept by nng pipe events. A
+ * subscriber misses what is published before its connection is up: a
+ * readiness check on the count closes that window. */
+struct v2g_bus_peers;
+int v2g_bus_peers_count(struct v2g_bus_peers *p);
+/* Free only after the socket is closed (events stop then). */
+void v2g_bus_peers_free(struct v2g_bus_peers *p);
+
 /* Opens a socket of kind and listens (listen=1) or dials (listen=0, non-
  * blocking: the peer may come later) on url. SUB sockets subscribe to all. */
 int v2g_bus_open(nng_socket *s, enum v2g_bus_kind kind, const char *url, int listen);
+/* The same, counting the socket's connected peers in *peers from before the
+ * first connection can happen (see v2g_bus_peers_count). */
+int v2g_bus_open_watched(nng_socket *s, enum v2g_bus_kind kind, const char *url, int listen,
+                         struct v2g_bus_peers **peers);
 
 /* Sets sender/version/sent_ms, packs and sends. Blocks at most timeout_ms
  * (PUSH with no peer waits; -1 = forever). Borrows env. */

@@ -87,4 +87,8 @@ void v2g_service_fini(struct v2g_service *svc);
  * v2g_bus_client *. */
 int v2g_health_bus_peer(void *arg, char *detail, size_t len);
 
+/* A health probe that passes while a socket has a connected peer: arg is a
+ * struct v2g_bus_peers * (v2g_bus_peers_watch). */
+int v2g_health_bus_connected(void *arg, char *detail, size_t len);
+
 #endif
