@@ -159,19 +159,20 @@ listener $MQTT_PORT 127.0.0.1
 EOF
 }
 
+# The servers write their own pid files: a pid taken from $! would be
+# setsid's when setsid has to fork (a caller with job control).
 mosquitto_launch() {
     local d=$DIR/mosquitto
     rm -f "$d/mosquitto.pid"
     setsid mosquitto -c "$d/mosquitto.conf" >"$d/mosquitto.out" 2>&1 </dev/null &
-    echo $! >"$d/mosquitto.pid"
 }
 
 mosquitto_wait() {
     local d=$DIR/mosquitto pid deadline
-    pid=$(read_pid "$d/mosquitto.pid")
     deadline=$((SECONDS + TIMEOUT))
     while ((SECONDS < deadline)); do
-        if ! alive "$pid" mosquitto; then
+        pid=$(read_pid "$d/mosquitto.pid")
+        if [[ -n "$pid" ]] && ! alive "$pid" mosquitto; then
             cat "$d/mosquitto.out" >>"$d/mosquitto.log" 2>/dev/null || true
             fail_with_log mosquitto "$d/mosquitto.log" "exited during start (port $MQTT_PORT)"
             return 1
@@ -313,16 +314,16 @@ EOF
 influxdb_launch() {
     local d=$DIR/influxdb
     rm -f "$d/influxd.pid"
-    setsid influxd run -config "$d/influxdb.conf" >>"$d/influxdb.log" 2>&1 </dev/null &
-    echo $! >"$d/influxd.pid"
+    setsid influxd run -config "$d/influxdb.conf" -pidfile "$d/influxd.pid" \
+        >>"$d/influxdb.log" 2>&1 </dev/null &
 }
 
 influxdb_wait() {
     local d=$DIR/influxdb pid deadline code
-    pid=$(read_pid "$d/influxd.pid")
     deadline=$((SECONDS + TIMEOUT))
     while :; do
-        if ! alive "$pid" influxd; then
+        pid=$(read_pid "$d/influxd.pid")
+        if [[ -n "$pid" ]] && ! alive "$pid" influxd; then
             fail_with_log influxdb "$d/influxdb.log" "exited during start (port $INFLUX_PORT)"
             return 1
         fi

@@ -24,3 +24,21 @@ alive() {
     cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
     [[ "$cmdline" == *"$name"* ]]
 }
+
+# spawn PIDFILE LOG CMD [ARG...]: starts CMD in a session of its own (a
+# Ctrl-C at the terminal does not reach it; `down` stops it in order), stdin
+# from /dev/null, output appended to LOG, and writes its pid to PIDFILE. The
+# pid is written by the process itself: $! would be setsid's when setsid has
+# to fork (a caller with job control).
+spawn() {
+    local pidfile=$1 log=$2 i
+    shift 2
+    rm -f "$pidfile"
+    # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+    for ((i = 0; i < 200; i++)); do
+        [[ -s "$pidfile" ]] && return 0
+        sleep 0.01
+    done
+    return 1
+}

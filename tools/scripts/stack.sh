@@ -93,9 +93,8 @@ config_file() {
 launch() {
     local name=$1
     shift
-    local bin=$BIN_DIR/v2g-$name
-    setsid "$bin" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-    echo $! >"$PID_DIR/$name.pid"
+    spawn "$PID_DIR/$name.pid" "$LOG_DIR/$name.log" "$BIN_DIR/v2g-$name" "$@" ||
+        die "v2g-$name did not start (see $LOG_DIR/$name.log)"
 }
 
 # fail_up MESSAGE: `up` cannot finish: stop everything started, exit 1.
