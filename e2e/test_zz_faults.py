@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from e2elib import (INFRA_SH, LoneService, iso_ms, mqtt_connect, mqtt_subscribe, now_ms,
                     pg_rows, read_env_file, unique, wait_for)
@@ -130,6 +131,42 @@ def test_store_started_without_postgres_waits(bin_dir, tmp_path):
         svc.wait_status("/health/ready", 200, timeout=30)
         rc = svc.terminate()
         assert rc == 0, "store exit status %s\n%s" % (rc, svc.log()[-2000:])
+    finally:
+        if svc:
+            svc.kill()
+        subprocess.run([INFRA_SH, "stop", infra_dir], capture_output=True, timeout=60)
+
+
+def test_gateway_started_without_influxdb_waits(bin_dir, tmp_path):
+    """InfluxDB unreachable at start: the gateway runs, serves MQTT, is not
+    ready (naming the influxdb check), and becomes ready when it comes up."""
+    infra_dir = str(tmp_path / "infra")
+    r = subprocess.run([INFRA_SH, "start", infra_dir], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    svc = None
+    try:
+        env = read_env_file(os.path.join(infra_dir, "infra.env"))
+        r = subprocess.run([INFRA_SH, "stop-one", infra_dir, "influxdb"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        svc = LoneService(bin_dir, "vehicle-gateway", str(tmp_path / "gw"), env={
+            "K_MQTT__BROKER": "tcp://127.0.0.1:%s" % env["MQTT_PORT"],
+            "K_INFLUXDB__URL": env["INFLUX_URL"],
+        }).start()
+        svc.wait_status("/health/live", 200)
+        svc.wait_status("/health/ready", 503)
+
+        def checks():
+            body = requests.get(svc.url("/health/ready"), timeout=2).json()
+            return body["checks"]
+        wait_for(lambda: checks()["mqtt"]["ok"], 15, desc="gateway connected to MQTT")
+        assert not checks()["influxdb"]["ok"]
+        r = subprocess.run([INFRA_SH, "start-one", infra_dir, "influxdb"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        svc.wait_status("/health/ready", 200, timeout=30)
+        rc = svc.terminate()
+        assert rc == 0, "gateway exit status %s\n%s" % (rc, svc.log()[-2000:])
     finally:
         if svc:
             svc.kill()
