@@ -165,12 +165,17 @@ long disp_fleet_eligible(struct disp_fleet *f, struct disp_band band, int64_t no
 		if (!v->available || v->max_power_kw <= 0 || now_ms - v->ts_ms > max_age_ms ||
 		    v->soc < band.low || v->soc > band.high)
 			continue;
+		memset(&c[n], 0, sizeof(c[n]));
 		c[n].id = v->id;
 		c[n].soc = v->soc;
 		c[n].max_kw = v->max_power_kw;
 		c[n].tariff = v->tariff;
+		c[n].battery_kwh = v->battery_kwh;
 		c[n].priority = v->priority;
 		c[n].site = v->site;
+		c[n].segment = v->segment;
+		c[n].avail_prob = 1;
+		c[n].cap_kw = v->max_power_kw;
 		n++;
 	}
 	pthread_rwlock_unlock(&f->lock);

@@ -21,12 +21,21 @@ struct disp_vehicle {
 	int64_t ts_ms;                          /* state time (payload ts or receive time) */
 };
 
-/* A vehicle that may be chosen, copied out of the fleet under its lock. */
+/* A vehicle that may be chosen, copied out of the fleet under its lock,
+ * with its forecasts (prediction.h) and what the strategies compute. */
 struct disp_cand {
 	const char *id; /* points into the fleet's record: stable */
-	float soc, max_kw, tariff;
+	float soc, max_kw, tariff, battery_kwh;
 	int32_t priority;
-	uint16_t site;
+	uint16_t site, segment;
+	/* forecasts; neutral values when nothing is known */
+	float avail_prob;    /* stays available through the signal, 0..1 (1) */
+	float degradation;   /* battery wear, 0 new .. 1 worn out (0) */
+	float window_h;      /* plug-in window left, hours (0 unknown) */
+	float participation; /* recent dispatches, for fairness (0) */
+	/* computed by strategy.h */
+	float cap_kw;        /* effective capacity (disp_capacity) */
+	float score;         /* weighted score (disp_score) */
 };
 
 /* SoC eligibility band for one signal type. */

@@ -330,12 +330,11 @@ static void test_fill_properties(void)
 		double kw[50], kw2[50], cap = 0, got, got2;
 		for (size_t i = 0; i < n; i++) {
 			snprintf(ids[i], sizeof(ids[i]), "v%zu", i);
-			c[i] = (struct disp_cand){ ids[i],
-				                   (float)(rand_r(&seed) % 101),
-				                   (float)(1 + rand_r(&seed) % 22),
-				                   0.1f * (float)(rand_r(&seed) % 3),
-				                   rand_r(&seed) % 4,
-				                   0 };
+			c[i] = (struct disp_cand){ .id = ids[i],
+				                   .soc = (float)(rand_r(&seed) % 101),
+				                   .max_kw = (float)(1 + rand_r(&seed) % 22),
+				                   .tariff = 0.1f * (float)(rand_r(&seed) % 3),
+				                   .priority = rand_r(&seed) % 4 };
 			cap += c[i].max_kw;
 		}
 		memcpy(c2, c, sizeof(c));
