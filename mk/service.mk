@@ -16,11 +16,13 @@ $(BUILD)/bin/v2g-$(1): $(BUILD)/obj/services/$(1)/main.o $$($(1)_LIB) $(LIBV2G)
 BINS += $(BUILD)/bin/v2g-$(1)
 endef
 
-# $(call TOOL,dir,binary,extra-libs): tools/dir/*.c -> $(BUILD)/bin/binary
+# $(call TOOL,dir,binary,extra-libs[,service]): tools/dir/*.c ->
+# $(BUILD)/bin/binary; with a service name, the tool also links that
+# service's logic library (e.g. the dispatch library for the solver CLI).
 define TOOL
 $(2)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(sort $$(wildcard tools/$(1)/*.c)))
-$(BUILD)/bin/$(2): $$($(2)_OBJS) $(LIBV2G)
+$(BUILD)/bin/$(2): $$($(2)_OBJS) $(if $(4),$(BUILD)/lib/libsvc-$(4).a) $(LIBV2G)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $(3) $$(COMMON_LIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $(3) $(if $(4),$$($(4)_LIBS)) $$(COMMON_LIBS)
 BINS += $(BUILD)/bin/$(2)
 endef

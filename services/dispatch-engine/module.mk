@@ -1,1 +1,1 @@
-$(eval $(call SERVICE,dispatch-engine,))
+$(eval $(call SERVICE,dispatch-engine,-lglpk))
