@@ -147,7 +147,7 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
 		        svc->common.log_format);
 		exit(2);
 	}
-	if (cfg_check && cfg_check(cfg, err, sizeof(err))) {
+	if (cfg_check && cfg_check(cfg, file, err, sizeof(err))) {
 		fprintf(stderr, "v2g-%s: config: %s\n", name, err);
 		exit(2);
 	}

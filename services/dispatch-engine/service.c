@@ -38,8 +38,9 @@ const struct v2g_cfg_item disp_settings_items[] = {
 };
 const size_t disp_settings_n = sizeof(disp_settings_items) / sizeof(disp_settings_items[0]);
 
-int disp_settings_check(void *settings, char *err, size_t len)
+int disp_settings_check(void *settings, const char *file, char *err, size_t len)
 {
+	(void)file;
 	const struct disp_settings *s = settings;
 	static const char *const keys[] = { "fcr", "afrr", "load_shedding" };
 	for (int t = 0; t < 3; t++) {

@@ -19,7 +19,7 @@ extern const struct v2g_cfg_item disp_settings_items[];
 extern const size_t disp_settings_n;
 
 /* Checks what the table cannot (low < high per band); writes one line. */
-int disp_settings_check(void *settings, char *err, size_t len);
+int disp_settings_check(void *settings, const char *file, char *err, size_t len);
 void disp_settings_to_config(const struct disp_settings *s, struct disp_config *cfg);
 
 struct disp_service;

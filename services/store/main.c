@@ -21,8 +21,9 @@ static int ready(void *arg)
 }
 
 /* postgres.dsn must parse as a libpq connection string. */
-static int check_settings(void *settings, char *err, size_t len)
+static int check_settings(void *settings, const char *file, char *err, size_t len)
 {
+	(void)file;
 	const struct store_cfg *c = settings;
 	char why[200];
 	if (store_dsn_check(c->dsn, why, sizeof why) == 0)

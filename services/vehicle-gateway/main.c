@@ -4,8 +4,9 @@
 #include "v2g/log.h"
 #include "v2g/service.h"
 
-static int check_settings(void *cfg, char *err, size_t len)
+static int check_settings(void *cfg, const char *file, char *err, size_t len)
 {
+	(void)file;
 	return vgw_settings_check(cfg, err, len);
 }
 

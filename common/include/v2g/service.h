@@ -60,9 +60,9 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
                       size_t n, void *cfg);
 
 /* Checks what a settings table cannot express (e.g. low < high) and may
- * fill derived fields. Writes one line into err and returns non-zero to
- * refuse the configuration. */
-typedef int (*v2g_cfg_check_fn)(void *cfg, char *err, size_t len);
+ * fill derived fields or read more from the file (NULL when none). Writes
+ * one line into err and returns non-zero to refuse the configuration. */
+typedef int (*v2g_cfg_check_fn)(void *cfg, const char *file, char *err, size_t len);
 
 /* Registers the service's check; call before v2g_service_init, which runs it
  * after loading (also under -n) and exits 2 with the line on failure. */
