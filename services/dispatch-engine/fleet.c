@@ -196,6 +196,14 @@ int disp_fleet_get(struct disp_fleet *f, const char *id, struct disp_vehicle *ou
 	return rc;
 }
 
+uint16_t disp_fleet_intern(struct disp_fleet *f, const char *name)
+{
+	pthread_rwlock_wrlock(&f->lock);
+	uint16_t idx = intern(f, name);
+	pthread_rwlock_unlock(&f->lock);
+	return idx;
+}
+
 const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx)
 {
 	pthread_rwlock_rdlock(&f->lock);

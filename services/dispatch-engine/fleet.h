@@ -63,6 +63,11 @@ long disp_fleet_eligible(struct disp_fleet *f, struct disp_band band, int64_t no
 /* Copies the record of id; returns 0 when found, V2G_ERR_NOTFOUND otherwise. */
 int disp_fleet_get(struct disp_fleet *f, const char *id, struct disp_vehicle *out);
 
+/* Interned index of a site/segment/fleet/cluster name: interns it when new
+ * (so configuration can name segments before any vehicle reports one).
+ * Returns 0 ("none") for an empty name or when the table is full. */
+uint16_t disp_fleet_intern(struct disp_fleet *f, const char *name);
+
 /* Name of an interned site/segment/fleet/cluster index ("" for 0). */
 const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx);
 
