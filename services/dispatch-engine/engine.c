@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "select.h"
+#include "strategy.h"
 #include "strmap.h"
+#include "tuner.h"
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/metrics.h"
@@ -42,8 +44,9 @@ struct dispatch {
 	int64_t deadline_mono;
 	int64_t first_command_ms, last_published_ms;
 	uint32_t round;
-	size_t pending;   /* commanded vehicles of this round without an answer */
-	size_t commanded; /* vehicles given power > 0, all rounds */
+	char dispatcher[24]; /* which strategy decided the first allocation */
+	size_t pending;      /* commanded vehicles of this round without an answer */
+	size_t commanded;    /* vehicles given power > 0, all rounds */
 	struct alloc *allocs;
 	size_t n, cap;
 	struct disp_strmap by_vehicle; /* vehicle -> index in allocs */
@@ -57,8 +60,15 @@ struct disp_engine {
 	struct dispatch **active;
 	size_t nactive, cap;
 
+	struct disp_predictor *pred;                /* borrowed; NULL: neutral forecasts */
+	struct disp_weights weights[3];             /* per signal type; the tuner moves them */
+	struct disp_tuner *tuner;                   /* NULL when disabled */
+	struct disp_segment seg[DISP_MAX_SEGMENTS]; /* segment names interned in the fleet */
+	size_t nseg;
+
 	struct v2g_metric *m_latency, *m_dispatched, *m_ack_rate, *m_dispatches, *m_realloc,
-	        *m_ignored, *m_active, *m_publish_latency, *m_shortfall;
+	        *m_ignored, *m_active, *m_publish_latency, *m_shortfall, *m_solve, *m_lp_fallback,
+	        *m_fallback_kw, *m_weight;
 };
 
 const char *disp_signal_name(int type)
@@ -68,7 +78,7 @@ const char *disp_signal_name(int type)
 }
 
 struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_fleet *fleet,
-                                    const struct disp_engine_ops *ops)
+                                    struct disp_predictor *pred, const struct disp_engine_ops *ops)
 {
 	struct disp_engine *e = calloc(1, sizeof(*e));
 	if (!e)
@@ -76,7 +86,38 @@ struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_f
 	pthread_mutex_init(&e->mu, NULL);
 	e->cfg = *cfg;
 	e->fleet = fleet;
+	e->pred = pred;
 	e->ops = *ops;
+	for (int t = 0; t < 3; t++)
+		e->weights[t] = cfg->policy.params[t].weights;
+	for (size_t i = 0; i < cfg->policy.nsegments; i++) {
+		e->seg[i].segment = disp_fleet_intern(fleet, cfg->policy.segments[i].name);
+		e->seg[i].params = cfg->policy.segments[i].params;
+	}
+	e->nseg = cfg->policy.nsegments;
+	if (cfg->policy.tuner_enabled) {
+		char err[200];
+		e->tuner = disp_ack_tuner_new(&cfg->policy.tuner, err, sizeof(err));
+		if (!e->tuner) {
+			v2g_error("DISP-TUNER", "tuner refused: %s", err);
+			free(e);
+			return NULL;
+		}
+	}
+	e->m_solve = v2g_histogram("dispatch_solve_seconds",
+	                           "Scoring, selection and allocation time of one dispatch",
+	                           "strategy", v2g_latency_buckets, v2g_latency_nbuckets);
+	e->m_lp_fallback = v2g_counter("dispatch_lp_fallbacks_total",
+	                               "LP-first dispatches the LP could not serve (Smart decided)",
+	                               "signal_type");
+	e->m_fallback_kw =
+	        v2g_counter("dispatch_fallback_kw_total",
+	                    "Residual power the fallback moved onto acked vehicles", "fallback");
+	e->m_weight = v2g_gauge("dispatch_availability_weight",
+	                        "Availability weight of the Smart score (moved by the tuner)",
+	                        "signal_type");
+	for (int t = 0; t < 3; t++)
+		v2g_gauge_set(e->m_weight, disp_signal_name(t), e->weights[t].availability);
 	e->m_latency = v2g_histogram("dispatch_execution_latency_seconds",
 	                             "Time from publishing a command to its positive ack",
 	                             "signal_type", v2g_latency_buckets, v2g_latency_nbuckets);
@@ -119,6 +160,8 @@ void disp_engine_free(struct disp_engine *e)
 	for (size_t i = 0; i < e->nactive; i++)
 		dispatch_free(e->active[i]);
 	free(e->active);
+	if (e->tuner)
+		e->tuner->free(e->tuner);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
@@ -217,7 +260,7 @@ static void emit_decision(struct disp_engine *e, struct dispatch *d, int final, 
 	dec.allocations = ap;
 	dec.started_ms = d->started_ms;
 	dec.completed_ms = final ? now_ms : 0;
-	dec.dispatcher = "priority";
+	dec.dispatcher = d->dispatcher;
 	dec.shortfall_kw = final && acked < d->power_kw ? d->power_kw - acked : 0;
 	dec.rounds = d->round + 1;
 	dec.first_command_ms = d->first_command_ms;
@@ -278,29 +321,123 @@ static void emit_commands(struct disp_engine *e, struct dispatch *d, const char 
 	free(cp);
 }
 
-/* Allocates residual power to ranked candidates, recording them in round
+/* Records one allocation of this round; keeps the counters. */
+static int commit_alloc(struct disp_engine *e, struct dispatch *d, const char *id, double kw)
+{
+	(void)e;
+	if (add_alloc(d, id, kw))
+		return V2G_ERR_NOMEM;
+	d->pending++;
+	d->commanded++;
+	return V2G_OK;
+}
+
+/* Splits power over candidates c[0..n) with the policy of the dispatch's
+ * signal type (and its segments), recording the allocations in round
  * d->round. Returns the power allocated. */
 static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_cand *c, size_t n,
                        double power)
 {
-	double allocated = 0;
-	double *kw = malloc((n ? n : 1) * sizeof(double));
-	if (!kw)
+	struct disp_outcome o;
+	struct disp_params p = e->cfg.policy.params[d->type];
+	double allocated = 0, t0;
+	size_t used = 0;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	p.weights = e->weights[d->type];
+	if (p.max_rounds < 1)
+		p.max_rounds = 1;
+	if (e->pred)
+		disp_predictor_fill(e->pred, c, n, d->started_ms, d->duration_min);
+	t0 = v2g_mono_s();
+	disp_capacity(c, n, d->duration_min, e->cfg.band[d->type].low);
+	rc = e->nseg ? disp_dispatch_segmented(c, n, power, e->seg, e->nseg, &p, NULL, &o)
+	             : disp_dispatch(c, n, power, &p, NULL, &o);
+	if (rc) {
+		v2g_error("DISP-SOLVE", "dispatch=%s: allocation failed: %s", d->id,
+		          v2g_strerror(rc));
+		disp_outcome_free(&o);
 		return 0;
-	disp_rank(c, n);
-	size_t used = disp_fill(c, n, power, kw, &allocated);
-	for (size_t i = 0; i < used; i++) {
-		if (add_alloc(d, c[i].id, kw[i])) {
-			allocated -= kw[i];
-			continue;
+	}
+	const char *name = e->nseg ? "segmented" : disp_strategy_name(o.decided_by);
+	v2g_histogram_observe(e->m_solve, name, v2g_mono_s() - t0);
+	if (p.strategy == DISP_LP && o.decided_by != DISP_LP) {
+		v2g_counter_inc(e->m_lp_fallback, disp_signal_name(d->type));
+		name = "lp->smart";
+	}
+	if (!d->dispatcher[0])
+		snprintf(d->dispatcher, sizeof(d->dispatcher), "%s", name);
+	for (size_t i = 0; i < o.n; i++) {
+		if (commit_alloc(e, d, c[o.allocs[i].cand].id, o.allocs[i].kw) == V2G_OK) {
+			allocated += o.allocs[i].kw;
+			used++;
 		}
-		d->pending++;
-		d->commanded++;
 	}
 	if (used)
 		v2g_counter_add(e->m_dispatched, disp_signal_name(d->type), (double)used);
-	free(kw);
+	disp_outcome_free(&o);
 	return allocated;
+}
+
+/* The fallback of the policy: moves up to residual onto vehicles that acked
+ * in earlier rounds (a replacing command with the higher power, in round
+ * d->round). Returns the power placed. */
+static double fallback_acked(struct disp_engine *e, struct dispatch *d, double residual,
+                             int64_t now_ms)
+{
+	enum disp_fallback f = e->cfg.policy.fallback;
+	struct disp_held *h;
+	size_t *idx, n = 0;
+	double placed = 0, *extra;
+
+	if (f == DISP_FB_NOOP || residual <= KW_EPS)
+		return 0;
+	h = calloc(d->n, sizeof(*h));
+	idx = calloc(d->n, sizeof(*idx));
+	extra = calloc(d->n, sizeof(*extra));
+	if (!h || !idx || !extra)
+		goto out;
+	for (size_t i = 0; i < d->n; i++) {
+		const struct alloc *a = &d->allocs[i];
+		struct disp_vehicle v;
+		if (a->state != A_ACKED || a->reallocated ||
+		    disp_fleet_get(e->fleet, a->vehicle_id, &v) != V2G_OK)
+			continue;
+		struct disp_cand *c = &h[n].c;
+		c->id = a->vehicle_id;
+		c->soc = v.soc;
+		c->max_kw = v.max_power_kw;
+		c->tariff = v.tariff;
+		c->battery_kwh = v.battery_kwh;
+		c->priority = v.priority;
+		c->site = v.site;
+		c->segment = v.segment;
+		c->avail_prob = 1;
+		if (e->pred)
+			disp_predictor_fill(e->pred, c, 1, now_ms, d->duration_min);
+		disp_capacity(c, 1, d->duration_min, e->cfg.band[d->type].low);
+		h[n].kw = a->power_kw;
+		idx[n++] = i;
+	}
+	placed = n ? disp_fallback_apply(f, h, n, residual, extra) : 0;
+	for (size_t k = 0; k < n; k++) {
+		if (extra[k] <= KW_EPS)
+			continue;
+		/* the replacing command carries the vehicle's whole new power */
+		struct alloc *old = &d->allocs[idx[k]];
+		const char *id = old->vehicle_id;
+		double total = old->power_kw + extra[k];
+		old->reallocated = 1;
+		if (commit_alloc(e, d, id, total) != V2G_OK)
+			placed -= extra[k];
+	}
+	v2g_counter_add(e->m_fallback_kw, disp_fallback_name(f), placed > 0 ? placed : 0);
+out:
+	free(h);
+	free(idx);
+	free(extra);
+	return placed > 0 ? placed : 0;
 }
 
 static int in_dispatch(void *arg, const char *id)
@@ -331,13 +468,26 @@ static void monitor(struct disp_engine *e, struct dispatch *d, int64_t now_ms)
 	const char *type = disp_signal_name(d->type);
 	v2g_info("DISP-DONE",
 	         "dispatch=%s signal=%s type=%s status=%s target_kw=%.3f acked_kw=%.3f "
-	         "vehicles=%zu acked=%zu rejected=%zu silent=%zu rounds=%u duration_ms=%lld",
+	         "vehicles=%zu acked=%zu rejected=%zu silent=%zu rounds=%u dispatcher=%s "
+	         "duration_ms=%lld",
 	         d->id, d->signal_id, type, names[st], d->power_kw, acked, d->commanded, nacked,
-	         nrej, nsilent, d->round + 1, (long long)(now_ms - d->started_ms));
+	         nrej, nsilent, d->round + 1, d->dispatcher, (long long)(now_ms - d->started_ms));
 	v2g_counter_inc(e->m_dispatches, names[st]);
 	v2g_gauge_set(e->m_ack_rate, type,
 	              d->commanded ? (double)nacked / (double)d->commanded : 0);
 	v2g_gauge_set(e->m_shortfall, type, acked < d->power_kw ? d->power_kw - acked : 0);
+	if (e->tuner && d->commanded) {
+		double before = e->weights[d->type].availability;
+		e->tuner->observe(e->tuner, d->type, (double)nacked / (double)d->commanded,
+		                  &e->weights[d->type]);
+		double after = e->weights[d->type].availability;
+		if (after != before) {
+			v2g_info("DISP-TUNED",
+			         "type=%s availability_weight %.3f -> %.3f (ack rate %.2f)", type,
+			         before, after, (double)nacked / (double)d->commanded);
+			v2g_gauge_set(e->m_weight, type, after);
+		}
+	}
 }
 
 /* Ends the current round of d: releases and reallocates, or finishes.
@@ -370,22 +520,29 @@ static int end_round(struct disp_engine *e, struct dispatch *d, int64_t now_ms, 
 		}
 		v2g_counter_add(e->m_realloc, disp_signal_name(d->type), (double)nreleased);
 	}
+	/* Reallocation, in a new round: the policy's fallback over the vehicles
+	 * that acked, then fresh vehicles (v1 rules: SoC >= realloc_min_soc, not
+	 * yet in this dispatch) for what is left. */
 	double added = 0;
 	if (residual > KW_EPS && may_reallocate && (int)d->round < e->cfg.max_rounds) {
-		struct disp_cand *c = NULL;
-		struct disp_band band = e->cfg.band[d->type];
-		if (band.low < e->cfg.realloc_min_soc)
-			band.low = e->cfg.realloc_min_soc;
-		long n = disp_fleet_eligible(e->fleet, band, now_ms, e->cfg.max_state_age_ms, &c);
-		if (n > 0) {
-			size_t k =
-			        disp_filter(c, (size_t)n, e->cfg.realloc_min_soc, in_dispatch, d);
-			d->round++;
-			added = allocate(e, d, c, k, residual);
-			if (added <= KW_EPS)
-				d->round--;
+		d->round++;
+		added = fallback_acked(e, d, residual, now_ms);
+		if (residual - added > KW_EPS) {
+			struct disp_cand *c = NULL;
+			struct disp_band band = e->cfg.band[d->type];
+			if (band.low < e->cfg.realloc_min_soc)
+				band.low = e->cfg.realloc_min_soc;
+			long n = disp_fleet_eligible(e->fleet, band, now_ms,
+			                             e->cfg.max_state_age_ms, &c);
+			if (n > 0) {
+				size_t k = disp_filter(c, (size_t)n, e->cfg.realloc_min_soc,
+				                       in_dispatch, d);
+				added += allocate(e, d, c, k, residual - added);
+			}
+			free(c);
 		}
-		free(c);
+		if (added <= KW_EPS)
+			d->round--;
 		v2g_info("DISP-REALLOC",
 		         "dispatch=%s round=%u residual_kw=%.3f reallocated_kw=%.3f released=%zu",
 		         d->id, d->round, residual, added, nreleased);
@@ -578,6 +735,14 @@ void disp_engine_finish_all(struct disp_engine *e, int64_t now_ms)
 		dispatch_free(d);
 	}
 	pthread_mutex_unlock(&e->mu);
+}
+
+struct disp_weights disp_engine_weights(struct disp_engine *e, int signal_type)
+{
+	pthread_mutex_lock(&e->mu);
+	struct disp_weights w = e->weights[signal_type >= 0 && signal_type < 3 ? signal_type : 0];
+	pthread_mutex_unlock(&e->mu);
+	return w;
 }
 
 size_t disp_engine_active(struct disp_engine *e)

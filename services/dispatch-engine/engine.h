@@ -15,14 +15,19 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "policy.h"
+#include "prediction.h"
 #include "v2g/v1/envelope.pb-c.h"
 
+/* A zeroed policy is the v1 behaviour: the priority strategy for every
+ * signal type, no segments, no fallback over acked vehicles, no tuner. */
 struct disp_config {
 	struct disp_band band[3]; /* per signal type index: FCR, AFRR, LOAD_SHEDDING */
 	int ack_timeout_ms;
 	int max_rounds; /* reallocation rounds after the first */
 	int64_t max_state_age_ms;
 	double realloc_min_soc; /* reallocation skips vehicles below this SoC */
+	struct disp_policy policy;
 };
 
 struct disp_engine_ops {
@@ -35,9 +40,14 @@ struct disp_engine_ops {
 
 struct disp_engine;
 
-/* Borrows fleet (must outlive the engine); copies cfg and ops. */
+/* Borrows fleet and pred (must outlive the engine; pred may be NULL:
+ * neutral forecasts); copies cfg and ops. NULL when out of memory or when
+ * the policy's tuner configuration is invalid. */
 struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_fleet *fleet,
-                                    const struct disp_engine_ops *ops);
+                                    struct disp_predictor *pred, const struct disp_engine_ops *ops);
+
+/* The weights the engine uses now for a signal type (the tuner moves them). */
+struct disp_weights disp_engine_weights(struct disp_engine *e, int signal_type);
 void disp_engine_free(struct disp_engine *e);
 
 /* Starts a dispatch for sig (borrowed). now_ms is wall-clock time (used for

@@ -14,6 +14,7 @@
 #include "v2g/timeutil.h"
 
 #define S(f) offsetof(struct disp_settings, f)
+
 const struct v2g_cfg_item disp_settings_items[] = {
 	{ "dispatch.ack_timeout_seconds", V2G_CFG_INT, S(ack_timeout_seconds), 1, 3600, "5", NULL,
 	  "seconds to wait for acks before reallocating" },
@@ -35,13 +36,73 @@ const struct v2g_cfg_item disp_settings_items[] = {
 	  "load shedding SoC low" },
 	{ "dispatch.soc.load_shedding.high", V2G_CFG_DOUBLE, S(band[2][1]), 0, 100, "100", NULL,
 	  "load shedding SoC high" },
+	{ "dispatch.strategy", V2G_CFG_STRING, S(pol.strategy), 1, 16, "priority", NULL,
+	  "priority | equal | smart | lp" },
+	{ "dispatch.lp_first", V2G_CFG_STRING, S(pol.lp_first), 0, 128, "", NULL,
+	  "signal types (names or indexes) tried with LP first, then Smart" },
+	{ "dispatch.fallback", V2G_CFG_STRING, S(pol.fallback), 1, 16, "noop", NULL,
+	  "noop | balanced | probabilistic: residual over acked vehicles" },
+	{ "dispatch.prediction", V2G_CFG_STRING, S(pol.prediction), 1, 16, "learning", NULL,
+	  "learning | fixed" },
+	{ "dispatch.smart_max_rounds", V2G_CFG_INT, S(pol.smart_max_rounds), 1, 1000, "5", NULL,
+	  "bound on the Smart allocation loop" },
+	{ "dispatch.weights.fcr.soc", V2G_CFG_DOUBLE, S(pol.weights[0][0]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.fcr.time", V2G_CFG_DOUBLE, S(pol.weights[0][1]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.fcr.priority", V2G_CFG_DOUBLE, S(pol.weights[0][2]), -1, 1000, "-1",
+	  NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.fcr.price", V2G_CFG_DOUBLE, S(pol.weights[0][3]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.fcr.availability", V2G_CFG_DOUBLE, S(pol.weights[0][4]), -1, 1000, "-1",
+	  NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.fcr.wear", V2G_CFG_DOUBLE, S(pol.weights[0][5]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.fcr.participation", V2G_CFG_DOUBLE, S(pol.weights[0][6]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.soc", V2G_CFG_DOUBLE, S(pol.weights[1][0]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.time", V2G_CFG_DOUBLE, S(pol.weights[1][1]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.priority", V2G_CFG_DOUBLE, S(pol.weights[1][2]), -1, 1000, "-1",
+	  NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.price", V2G_CFG_DOUBLE, S(pol.weights[1][3]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.availability", V2G_CFG_DOUBLE, S(pol.weights[1][4]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.wear", V2G_CFG_DOUBLE, S(pol.weights[1][5]), -1, 1000, "-1", NULL,
+	  "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.afrr.participation", V2G_CFG_DOUBLE, S(pol.weights[1][6]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.soc", V2G_CFG_DOUBLE, S(pol.weights[2][0]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.time", V2G_CFG_DOUBLE, S(pol.weights[2][1]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.priority", V2G_CFG_DOUBLE, S(pol.weights[2][2]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.price", V2G_CFG_DOUBLE, S(pol.weights[2][3]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.availability", V2G_CFG_DOUBLE, S(pol.weights[2][4]), -1,
+	  1000, "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.wear", V2G_CFG_DOUBLE, S(pol.weights[2][5]), -1, 1000,
+	  "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.weights.load_shedding.participation", V2G_CFG_DOUBLE, S(pol.weights[2][6]), -1,
+	  1000, "-1", NULL, "Smart weight (-1: the default for the signal type)" },
+	{ "dispatch.tuner.enabled", V2G_CFG_BOOL, S(pol.tuner_enabled), 0, 1, "false", NULL,
+	  "adjust the availability weight from ack rates" },
+	{ "dispatch.tuner.step_up", V2G_CFG_DOUBLE, S(pol.tuner[0]), 0, 10, "0.05", NULL, "" },
+	{ "dispatch.tuner.step_down", V2G_CFG_DOUBLE, S(pol.tuner[1]), 0, 10, "0.05", NULL, "" },
+	{ "dispatch.tuner.low_threshold", V2G_CFG_DOUBLE, S(pol.tuner[2]), 0, 1, "0.8", NULL, "" },
+	{ "dispatch.tuner.high_threshold", V2G_CFG_DOUBLE, S(pol.tuner[3]), 0, 1, "0.95", NULL,
+	  "" },
+	{ "dispatch.tuner.min_weight", V2G_CFG_DOUBLE, S(pol.tuner[4]), 0, 1000, "0", NULL, "" },
+	{ "dispatch.tuner.max_weight", V2G_CFG_DOUBLE, S(pol.tuner[5]), 0, 1000, "1", NULL, "" },
 };
 const size_t disp_settings_n = sizeof(disp_settings_items) / sizeof(disp_settings_items[0]);
 
 int disp_settings_check(void *settings, const char *file, char *err, size_t len)
 {
-	(void)file;
-	const struct disp_settings *s = settings;
+	struct disp_settings *s = settings;
 	static const char *const keys[] = { "fcr", "afrr", "load_shedding" };
 	for (int t = 0; t < 3; t++) {
 		if (!(s->band[t][0] < s->band[t][1])) {
@@ -50,7 +111,7 @@ int disp_settings_check(void *settings, const char *file, char *err, size_t len)
 			return V2G_ERR_CONFIG;
 		}
 	}
-	return V2G_OK;
+	return disp_policy_build(&s->pol, file, &s->policy, err, len);
 }
 
 void disp_settings_to_config(const struct disp_settings *s, struct disp_config *cfg)
@@ -64,11 +125,13 @@ void disp_settings_to_config(const struct disp_settings *s, struct disp_config *
 	cfg->max_rounds = s->max_rounds;
 	cfg->max_state_age_ms = (int64_t)s->max_state_age_seconds * 1000;
 	cfg->realloc_min_soc = s->realloc_min_soc;
+	cfg->policy = s->policy;
 }
 
 struct disp_service {
 	struct v2g_service *svc;
 	struct disp_fleet *fleet;
+	struct disp_predictor *pred;
 	struct disp_engine *engine;
 	struct v2g_bus_server *rep;
 	struct v2g_bus_client *gw_client, *store_client;
@@ -157,11 +220,14 @@ static void *telemetry_main(void *arg)
 		}
 		if (env->body_case == V2G__V1__ENVELOPE__BODY_TELEMETRY) {
 			for (size_t i = 0; i < env->telemetry->n_states; i++) {
-				if (disp_fleet_update(s->fleet, env->telemetry->states[i]) ==
-				    V2G_OK)
-					v2g_counter_inc(s->m_states, NULL);
-				else
+				const V2g__V1__VehicleState *st = env->telemetry->states[i];
+				if (disp_fleet_update(s->fleet, st) != V2G_OK) {
 					v2g_counter_inc(s->m_bad, "state");
+					continue;
+				}
+				v2g_counter_inc(s->m_states, NULL);
+				disp_predictor_observe(s->pred, st->vehicle_id, st->available,
+				                       st->soc, st->ts_ms);
 			}
 			v2g_gauge_set(s->m_fleet, NULL, (double)disp_fleet_size(s->fleet));
 		} else {
@@ -230,8 +296,11 @@ int disp_service_start(struct disp_service **out, struct v2g_service *svc,
 	                             "Messages that could not be handed to a peer", "peer");
 	s->m_signals = v2g_counter("dispatch_signals_total", "Signals accepted", "signal_type");
 	s->fleet = disp_fleet_new();
+	s->pred = cfg->policy.prediction_fixed
+	                  ? disp_predictor_fixed((struct disp_forecast){ 1, 0, 0 })
+	                  : disp_predictor_learning(1024);
 	struct disp_engine_ops ops = { send_commands, send_decision, s };
-	s->engine = s->fleet ? disp_engine_new(cfg, s->fleet, &ops) : NULL;
+	s->engine = s->fleet && s->pred ? disp_engine_new(cfg, s->fleet, s->pred, &ops) : NULL;
 	if (!s->engine) {
 		rc = V2G_ERR_NOMEM;
 		goto fail;
@@ -297,6 +366,7 @@ void disp_service_stop(struct disp_service *s, int drain_ms)
 	v2g_bus_client_close(s->gw_client);
 	v2g_bus_client_close(s->store_client);
 	disp_engine_free(s->engine);
+	disp_predictor_free(s->pred);
 	disp_fleet_free(s->fleet);
 	free(s);
 }

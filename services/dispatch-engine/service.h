@@ -5,6 +5,7 @@
 #define DISP_SERVICE_H
 
 #include "engine.h"
+#include "policy.h"
 #include "v2g/service.h"
 
 struct disp_settings {
@@ -13,12 +14,15 @@ struct disp_settings {
 	int max_state_age_seconds;
 	double realloc_min_soc;
 	double band[3][2]; /* [type][low, high] */
+	struct disp_policy_settings pol;
+	struct disp_policy policy; /* built from pol by disp_settings_check */
 };
 
 extern const struct v2g_cfg_item disp_settings_items[];
 extern const size_t disp_settings_n;
 
-/* Checks what the table cannot (low < high per band); writes one line. */
+/* Checks what the table cannot (low < high per band, names, segments from
+ * the file) and builds the policy; writes one line. */
 int disp_settings_check(void *settings, const char *file, char *err, size_t len);
 void disp_settings_to_config(const struct disp_settings *s, struct disp_config *cfg);
 

@@ -7,6 +7,8 @@
 #include "../harness/harness.h"
 #include "../../services/dispatch-engine/engine.h"
 #include "../../services/dispatch-engine/select.h"
+#include "../../services/dispatch-engine/strategy.h"
+#include "../../services/dispatch-engine/tuner.h"
 
 #define NOW 1800000000000LL
 
@@ -24,6 +26,7 @@ static struct {
 	double last_acked, last_allocated, last_shortfall;
 	size_t last_nalloc;
 	int last_rejected, last_reallocated;
+	char dispatcher[32];
 } out;
 
 static void cap_commands(void *arg, V2g__V1__CommandBatch *b)
@@ -44,6 +47,7 @@ static void cap_decision(void *arg, V2g__V1__DispatchDecision *d)
 	(void)arg;
 	out.decisions++;
 	out.last_status = d->status;
+	snprintf(out.dispatcher, sizeof(out.dispatcher), "%s", d->dispatcher ? d->dispatcher : "");
 	out.last_acked = d->acked_power_kw;
 	out.last_allocated = d->allocated_power_kw;
 	out.last_shortfall = d->shortfall_kw;
@@ -86,7 +90,29 @@ static struct disp_engine *engine(struct disp_fleet *f)
 	struct disp_config c = config();
 	struct disp_engine_ops ops = { cap_commands, cap_decision, NULL };
 	memset(&out, 0, sizeof(out));
-	return disp_engine_new(&c, f, &ops);
+	return disp_engine_new(&c, f, NULL, &ops);
+}
+
+/* An engine with a policy of our own. */
+static struct disp_engine *engine_with(struct disp_fleet *f, const struct disp_policy *pol)
+{
+	struct disp_config c = config();
+	struct disp_engine_ops ops = { cap_commands, cap_decision, NULL };
+	c.policy = *pol;
+	memset(&out, 0, sizeof(out));
+	return disp_engine_new(&c, f, NULL, &ops);
+}
+
+static struct disp_policy policy(enum disp_strategy s)
+{
+	struct disp_policy p;
+	memset(&p, 0, sizeof(p));
+	for (int t = 0; t < 3; t++) {
+		p.params[t].strategy = s;
+		p.params[t].max_rounds = 5;
+		p.params[t].weights = disp_default_weights(t);
+	}
+	return p;
 }
 
 static char *submit(struct disp_engine *e, int type, double kw)
@@ -356,6 +382,131 @@ static void test_fill_properties(void)
 	}
 }
 
+/* The configured strategy decides, and the decision says which. */
+static void test_smart_by_soc(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "hi-prio-low-soc", 30, 10, 1, 9, 0.1, 0);
+	add(f, "low-prio-high-soc", 95, 10, 1, 1, 0.1, 0);
+	add(f, "mid", 60, 10, 1, 5, 0.1, 0);
+	struct disp_policy pol = policy(DISP_SMART);
+	pol.params[0].weights = (struct disp_weights){ .soc = 1 };
+	struct disp_engine *e = engine_with(f, &pol);
+	submit(e, 0, 15);
+	CHECK_STR(out.dispatcher, "smart");
+	CHECK_NEAR(cmd_kw("low-prio-high-soc"), 10, 1e-9);
+	CHECK_NEAR(cmd_kw("mid"), 5, 1e-9);
+	CHECK_NEAR(cmd_kw("hi-prio-low-soc"), -1, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* LP-first: LP when it can meet the request, Smart (recorded) when not. */
+static void test_lp_first(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "a", 80, 10, 1, 5, 0.1, 0);
+	add(f, "b", 60, 10, 1, 5, 0.2, 0);
+	struct disp_policy pol = policy(DISP_SMART);
+	pol.params[0].strategy = DISP_LP;
+	pol.params[0].lp_fallback = 1;
+	struct disp_engine *e = engine_with(f, &pol);
+	submit(e, 0, 15);
+	CHECK_STR(out.dispatcher, "lp");
+	CHECK_NEAR(out.last_allocated, 15, 1e-9);
+	disp_engine_free(e);
+	e = engine_with(f, &pol);
+	submit(e, 0, 50); /* more than the fleet: infeasible for the LP */
+	CHECK_STR(out.dispatcher, "lp->smart");
+	CHECK_NEAR(out.last_allocated, 20, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Balanced fallback: a reject's power goes onto the vehicle that acked (a
+ * replacing command with its whole new power) before any fresh vehicle. */
+static void test_balanced_fallback_onto_acked(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "a", 80, 22, 1, 5, 0.1, 0);
+	add(f, "b", 80, 22, 1, 5, 0.1, 0);
+	add(f, "fresh", 90, 22, 1, 1, 0.1, 0);
+	struct disp_policy pol = policy(DISP_EQUAL);
+	pol.fallback = DISP_FB_BALANCED;
+	struct disp_engine *e = engine_with(f, &pol);
+	char *id = submit(e, 0, 30); /* equal: 10 each over a, b, fresh */
+	CHECK_NEAR(cmd_kw("a"), 10, 1e-9);
+	CHECK_NEAR(cmd_kw("b"), 10, 1e-9);
+	ack(e, id, "a", 1, 10);
+	ack(e, id, "fresh", 1, 10);
+	ack(e, id, "b", 0, 20);
+	/* b's 10 kW over a and fresh by remaining capacity x SoC */
+	CHECK_NEAR(cmd_kw("b"), 0, 1e-9);
+	double na = cmd_kw("a"), nf = cmd_kw("fresh");
+	CHECK(na > 10 && nf > 10);
+	CHECK_NEAR(na + nf, 30, 1e-9);
+	ack(e, id, "a", 1, 30);
+	ack(e, id, "fresh", 1, 30);
+	CHECK_INT(out.last_status, V2G__V1__DISPATCH_STATUS__DISPATCH_STATUS_COMPLETE);
+	CHECK_NEAR(out.last_acked, 30, 1e-9);
+	CHECK_NEAR(out.last_allocated, 30, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* The tuner raises the availability weight after a dispatch nobody acked. */
+static void test_tuner(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	add(f, "a", 80, 22, 1, 5, 0.1, 0);
+	struct disp_policy pol = policy(DISP_SMART);
+	pol.tuner_enabled = 1;
+	pol.tuner = disp_ack_tuner_defaults();
+	struct disp_engine *e = engine_with(f, &pol);
+	double before = disp_engine_weights(e, 0).availability;
+	char *id = submit(e, 0, 5);
+	ack(e, id, "a", 0, 10);
+	CHECK_NEAR(disp_engine_weights(e, 0).availability, before + pol.tuner.step_up, 1e-9);
+	CHECK_NEAR(disp_engine_weights(e, 1).availability, disp_default_weights(1).availability,
+	           1e-12);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* Segments: a configured segment's own weights rank its vehicles. */
+static void test_segments(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	V2g__V1__VehicleState s = V2G__V1__VEHICLE_STATE__INIT;
+	const char *ids[] = { "t-cheap", "t-dear", "c-1", "c-2" };
+	const float tariff[] = { 0.1f, 0.3f, 0.2f, 0.2f };
+	const char *seg[] = { "taxi", "taxi", "commuter", "commuter" };
+	for (int i = 0; i < 4; i++) {
+		s.vehicle_id = (char *)ids[i];
+		s.soc = 80;
+		s.max_power_kw = 10;
+		s.available = 1;
+		s.tariff = tariff[i];
+		s.segment = (char *)seg[i];
+		s.ts_ms = NOW;
+		CHECK_INT(disp_fleet_update(f, &s), 0);
+	}
+	struct disp_policy pol = policy(DISP_SMART);
+	pol.nsegments = 1;
+	snprintf(pol.segments[0].name, sizeof(pol.segments[0].name), "taxi");
+	pol.segments[0].params.strategy = DISP_SMART;
+	pol.segments[0].params.max_rounds = 5;
+	pol.segments[0].params.weights = (struct disp_weights){ .price = 1 };
+	struct disp_engine *e = engine_with(f, &pol);
+	submit(e, 0, 20); /* half to each group (equal capacity): 10 to taxi */
+	CHECK_STR(out.dispatcher, "segmented");
+	CHECK_NEAR(out.last_allocated, 20, 1e-9);
+	CHECK_NEAR(cmd_kw("t-cheap"), 10, 1e-9);
+	CHECK_NEAR(cmd_kw("t-dear"), -1, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
@@ -369,6 +520,11 @@ int main(void)
 		HCASE(test_stray_acks),
 		HCASE(test_rounds_bounded_and_stale_updates),
 		HCASE(test_fill_properties),
+		HCASE(test_smart_by_soc),
+		HCASE(test_lp_first),
+		HCASE(test_balanced_fallback_onto_acked),
+		HCASE(test_tuner),
+		HCASE(test_segments),
 	};
 	return harness_main("dispatch-engine", cases, HARNESS_N(cases));
 }
