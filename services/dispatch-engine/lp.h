@@ -21,7 +21,10 @@
 enum { DISP_LP_OPTIMAL = 0, DISP_LP_INFEASIBLE = 1, DISP_LP_FAILED = 2 };
 
 /* Fills out->allocs/n/allocated_kw/objective/lp_status (decided_by =
- * DISP_LP). Returns the status, or a negative v2g error (-V2G_ERR_NOMEM). */
+ * DISP_LP; *out is overwritten, not freed). Returns the status, or a
+ * negative v2g error (-V2G_ERR_NOMEM). A malformed instance (negative or
+ * non-finite request, non-finite score or capacity, a site index out of
+ * range, a NaN limit) is DISP_LP_FAILED with nothing allocated. */
 int disp_lp_solve(const struct disp_cand *c, size_t n, double power_kw,
                   const struct disp_sites *sites, struct disp_outcome *out);
 

@@ -16,6 +16,8 @@ BIN_DIR=${BIN_DIR:-build/bin}
 N=${BENCH_FLEET:-10000}
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_FLEET must be a positive number, got '$N'" >&2; exit 1; }
 BENCH=$BIN_DIR/v2g-bench-slice
+# glpsol's flat simplex takes about a minute at 100,000 vehicles.
+BENCH_GLPSOL_MAX=${BENCH_GLPSOL_MAX:-100000}
 if [[ ! -x "$BENCH" ]]; then
     echo "bench: missing $BENCH (run make; the benchmark tool is built with the services)" >&2
     exit 1
@@ -31,6 +33,18 @@ stop_stack() {
 }
 trap stop_stack EXIT
 trap 'exit 130' INT TERM
+
+# The dispatch library first: no stack needed.
+for tool in v2g-bench-dispatch v2g-bench-lp; do
+    if [[ ! -x "$BIN_DIR/$tool" ]]; then
+        echo "bench: missing $BIN_DIR/$tool (run make)" >&2
+        exit 1
+    fi
+done
+echo "bench: dispatch strategies (one core, scoring + selection + allocation)"
+"$BIN_DIR/v2g-bench-dispatch"
+echo "bench: LP (greedy over the site hierarchy) next to glpsol; BENCH_GLPSOL_MAX=$BENCH_GLPSOL_MAX vehicles at most go through glpsol"
+"$BIN_DIR/v2g-bench-lp" --glpsol-max "$BENCH_GLPSOL_MAX"
 
 # A stack left over in the bench directory (killed run) goes first.
 "$STACK" down >/dev/null 2>&1 || true
