@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# make bench: start a stack of its own (run directory build/bench-run, a
-# simulated fleet of BENCH_FLEET vehicles, default 10000), run the benchmark
-# binary against it, print its table, and always stop the stack.
+# make bench: the dispatch library's benchmarks (strategies at 100k and 1M
+# vehicles, the LP next to glpsol), then the slice: start a stack of its own
+# (run directory build/bench-run, a simulated fleet of BENCH_FLEET vehicles,
+# default 10000), run v2g-bench-slice against it, and always stop the stack.
 #
-# Environment: BIN_DIR (default build/bin), BENCH_FLEET, FLEET_SIM_ARGS and any
-# K_* override (passed to the stack, see stack.sh). Arguments given to this
-# script go to v2g-bench-slice after the standard ones.
+# Environment: BIN_DIR (default build/bin), BENCH_FLEET, BENCH_GLPSOL_MAX,
+# FLEET_SIM_ARGS and any K_* override (passed to the stack, see stack.sh).
+# Arguments given to this script go to v2g-bench-slice after the standard ones.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
