@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "select.h"
 #include "strategy.h"
 #include "strmap.h"
 #include "tuner.h"

@@ -183,6 +183,18 @@ long disp_fleet_eligible(struct disp_fleet *f, struct disp_band band, int64_t no
 	return n;
 }
 
+size_t disp_filter(struct disp_cand *c, size_t n, double min_soc,
+                   int (*skip)(void *arg, const char *id), void *arg)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].soc < min_soc || (skip && skip(arg, c[i].id)))
+			continue;
+		c[k++] = c[i];
+	}
+	return k;
+}
+
 int disp_fleet_get(struct disp_fleet *f, const char *id, struct disp_vehicle *out)
 {
 	uint32_t idx;

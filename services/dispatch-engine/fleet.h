@@ -34,8 +34,8 @@ struct disp_cand {
 	float window_h;      /* plug-in window left, hours (0 unknown) */
 	float participation; /* recent dispatches, for fairness (0) */
 	/* computed by strategy.h */
-	float cap_kw;        /* effective capacity (disp_capacity) */
-	float score;         /* weighted score (disp_score) */
+	float cap_kw; /* effective capacity (disp_capacity) */
+	float score;  /* weighted score (disp_score) */
 };
 
 /* SoC eligibility band for one signal type. */
@@ -59,6 +59,11 @@ size_t disp_fleet_size(struct disp_fleet *f);
  * [band.low, band.high]. Returns the count, or -1 when out of memory. */
 long disp_fleet_eligible(struct disp_fleet *f, struct disp_band band, int64_t now_ms,
                          int64_t max_age_ms, struct disp_cand **out);
+
+/* Removes from c (keeping order) every candidate for which skip(arg, id) is
+ * non-zero or whose SoC is below min_soc; returns the new count. */
+size_t disp_filter(struct disp_cand *c, size_t n, double min_soc,
+                   int (*skip)(void *arg, const char *id), void *arg);
 
 /* Copies the record of id; returns 0 when found, V2G_ERR_NOTFOUND otherwise. */
 int disp_fleet_get(struct disp_fleet *f, const char *id, struct disp_vehicle *out);

@@ -40,8 +40,8 @@ struct disp_forecast disp_predictor_forecast(struct disp_predictor *p, const cha
                                              int64_t now_ms, double duration_min);
 
 /* Fills avail_prob and window_h of c[0..n) from forecasts. */
-void disp_predictor_fill(struct disp_predictor *p, struct disp_cand *c, size_t n,
-                         int64_t now_ms, double duration_min);
+void disp_predictor_fill(struct disp_predictor *p, struct disp_cand *c, size_t n, int64_t now_ms,
+                         double duration_min);
 
 /* Bytes held per vehicle (for the memory budget's benchmark and test). */
 size_t disp_predictor_bytes_per_vehicle(struct disp_predictor *p);

@@ -1001,6 +1001,16 @@ static int run_equal(struct disp_cand *c, const uint32_t *idx, size_t m, double 
 			charge(f, x->site, kw);
 	}
 	free(cv);
+	/* The water level is found in floating point: the sum may pass the
+	 * request by rounding dust. Scaling every share alike gives it back
+	 * and keeps the split equal. */
+	if (sum > power && sum > 0) {
+		double k = power / sum;
+		for (size_t j = 0; j < na; j++)
+			a[j].kw *= k;
+		obj *= k;
+		sum = power;
+	}
 	out->allocs = a;
 	out->n = na;
 	out->allocated_kw = sum;

@@ -61,7 +61,8 @@ struct disp_sites {
 struct disp_params {
 	enum disp_strategy strategy;
 	struct disp_weights weights;
-	int max_rounds;  /* Smart/Equal: bound on allocation passes (>= 1) */
+	int max_rounds;  /* Smart: bound on allocation rounds under site limits
+	                    (<= 0: no bound); Equal and Priority need none */
 	int lp_fallback; /* LP infeasible or failed -> Smart ("LP-first") */
 };
 
@@ -93,23 +94,26 @@ void disp_capacity(struct disp_cand *c, size_t n, double duration_min, double mi
 void disp_score(struct disp_cand *c, size_t n, const struct disp_weights *w);
 
 /* Splits power_kw among c[0..n) per p. Sets cap_kw-based allocations in
- * *out (zeroed by the caller). c is reordered freely (allocs index the
- * reordered array) and scored. Returns 0 or V2G_ERR_NOMEM / V2G_ERR_INVAL. */
+ * *out (zeroed by the caller); allocs index c, which keeps its order (its
+ * scores are set). Negative or NaN weights count as 0. Returns 0 or
+ * V2G_ERR_NOMEM / V2G_ERR_INVAL. */
 int disp_dispatch(struct disp_cand *c, size_t n, double power_kw, const struct disp_params *p,
                   const struct disp_sites *sites, struct disp_outcome *out);
 
 /* --- per segment (the documents' SegmentedSmartDispatcher) -------------- */
 
 struct disp_segment {
-	uint16_t segment;    /* interned segment index (disp_cand.segment) */
-	struct disp_params params; /* weights, strategy (DISP_SMART "heuristic" or DISP_LP), lp_fallback */
+	uint16_t segment; /* interned segment index (disp_cand.segment) */
+	struct disp_params
+	        params; /* weights, strategy (DISP_SMART "heuristic" or DISP_LP), lp_fallback */
 };
 
 /* Candidates of a configured segment are dispatched with that segment's
  * params, all others with dflt. The request is shared among the groups in
  * proportion to their total cap_kw; what a group cannot deliver goes to the
  * groups with capacity left. decided_by is the strategy of the largest
- * share. */
+ * share (the default group on a tie); lp_status the worst of the groups
+ * that ran an LP. */
 int disp_dispatch_segmented(struct disp_cand *c, size_t n, double power_kw,
                             const struct disp_segment *segs, size_t nsegs,
                             const struct disp_params *dflt, const struct disp_sites *sites,
@@ -118,9 +122,11 @@ int disp_dispatch_segmented(struct disp_cand *c, size_t n, double power_kw,
 /* --- fallbacks after the ack timeout ------------------------------------ */
 
 enum disp_fallback {
-	DISP_FB_NOOP,          /* leave the acked vehicles as they are */
-	DISP_FB_BALANCED,      /* residual over acked vehicles by remaining capacity x SoC; skip SoC < 30 */
-	DISP_FB_PROBABILISTIC, /* residual over acked vehicles by remaining capacity x avail_prob x (1 - degradation) */
+	DISP_FB_NOOP,     /* leave the acked vehicles as they are */
+	DISP_FB_BALANCED, /* residual over acked vehicles by remaining capacity x SoC; skip SoC < 30
+	                   */
+	DISP_FB_PROBABILISTIC, /* residual over acked vehicles by remaining capacity x avail_prob x
+	                          (1 - degradation) */
 };
 const char *disp_fallback_name(enum disp_fallback f);
 int disp_fallback_parse(const char *name); /* -1 if unknown */

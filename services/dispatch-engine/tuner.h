@@ -17,15 +17,17 @@ struct disp_tuner {
 };
 
 struct disp_ack_tuner_cfg {
-	double step_up, step_down;           /* > 0 */
+	double step_up, step_down;            /* > 0 */
 	double low_threshold, high_threshold; /* 0 <= low < high <= 1 */
-	double min_weight, max_weight;       /* 0 <= min <= max */
+	double min_weight, max_weight;        /* 0 <= min <= max */
 };
 
 /* Defaults: steps 0.05, thresholds 0.8 / 0.95, weight within [0, 1]. */
 struct disp_ack_tuner_cfg disp_ack_tuner_defaults(void);
 
-/* NULL and one line in err when cfg is invalid (the documents' "nil"). */
+/* NULL and one line in err when cfg is invalid (the documents' "nil");
+ * cfg NULL means the defaults. An ack rate that is NaN or outside 0..1
+ * changes nothing. */
 struct disp_tuner *disp_ack_tuner_new(const struct disp_ack_tuner_cfg *cfg, char *err,
                                       size_t errlen);
 

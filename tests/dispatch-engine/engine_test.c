@@ -6,7 +6,6 @@
 
 #include "../harness/harness.h"
 #include "../../services/dispatch-engine/engine.h"
-#include "../../services/dispatch-engine/select.h"
 #include "../../services/dispatch-engine/strategy.h"
 #include "../../services/dispatch-engine/tuner.h"
 
@@ -344,44 +343,6 @@ static void test_rounds_bounded_and_stale_updates(void)
 	disp_fleet_free(f);
 }
 
-/* Random fleets: the sum meets the request or the fleet's capacity, nobody
- * above their max, same input -> same output. */
-static void test_fill_properties(void)
-{
-	unsigned seed = 7;
-	for (int iter = 0; iter < 2000; iter++) {
-		size_t n = (size_t)(rand_r(&seed) % 50);
-		struct disp_cand c[50], c2[50];
-		char ids[50][24];
-		double kw[50], kw2[50], cap = 0, got, got2;
-		for (size_t i = 0; i < n; i++) {
-			snprintf(ids[i], sizeof(ids[i]), "v%zu", i);
-			c[i] = (struct disp_cand){ .id = ids[i],
-				                   .soc = (float)(rand_r(&seed) % 101),
-				                   .max_kw = (float)(1 + rand_r(&seed) % 22),
-				                   .tariff = 0.1f * (float)(rand_r(&seed) % 3),
-				                   .priority = rand_r(&seed) % 4 };
-			cap += c[i].max_kw;
-		}
-		memcpy(c2, c, sizeof(c));
-		double want = (double)(rand_r(&seed) % 300) + 0.5;
-		disp_rank(c, n);
-		size_t used = disp_fill(c, n, want, kw, &got);
-		double sum = 0;
-		for (size_t i = 0; i < used; i++) {
-			CHECK(kw[i] <= c[i].max_kw + 1e-9 && kw[i] > 0);
-			sum += kw[i];
-		}
-		CHECK_NEAR(sum, got, 1e-6);
-		CHECK_NEAR(got, want < cap ? want : cap, 1e-6);
-		disp_rank(c2, n);
-		size_t used2 = disp_fill(c2, n, want, kw2, &got2);
-		CHECK_INT(used2, used);
-		for (size_t i = 0; i < used; i++)
-			CHECK(!strcmp(c[i].id, c2[i].id) && kw[i] == kw2[i]);
-	}
-}
-
 /* The configured strategy decides, and the decision says which. */
 static void test_smart_by_soc(void)
 {
@@ -519,7 +480,6 @@ int main(void)
 		HCASE(test_no_vehicle),
 		HCASE(test_stray_acks),
 		HCASE(test_rounds_bounded_and_stale_updates),
-		HCASE(test_fill_properties),
 		HCASE(test_smart_by_soc),
 		HCASE(test_lp_first),
 		HCASE(test_balanced_fallback_onto_acked),

@@ -9,7 +9,6 @@
 
 #include "../harness/harness.h"
 #include "../../services/dispatch-engine/lp.h"
-#include "../../services/dispatch-engine/select.h"
 #include "../../services/dispatch-engine/strategy.h"
 #include "v2g/err.h"
 
