@@ -9,6 +9,7 @@
 
 #define CHUNK     4096
 #define MAX_NAMES 65535
+#define ARENA_BLOCK (256 * 1024) /* ids, packed; never freed before the fleet */
 
 struct disp_fleet {
 	pthread_rwlock_t lock;
@@ -18,6 +19,8 @@ struct disp_fleet {
 	struct disp_strmap names; /* interned name -> index */
 	char **name_tab;          /* index -> name; [0] = "" */
 	size_t nnames, names_cap;
+	char **arena;             /* blocks of packed NUL-terminated ids */
+	size_t narena, arena_used; /* bytes used in the last block */
 };
 
 static struct disp_vehicle *rec(struct disp_fleet *f, size_t i)
@@ -51,6 +54,9 @@ void disp_fleet_free(struct disp_fleet *f)
 	free(f->chunks);
 	for (size_t i = 0; i < f->nnames; i++)
 		free(f->name_tab[i]);
+	for (size_t i = 0; i < f->narena; i++)
+		free(f->arena[i]);
+	free(f->arena);
 	free(f->name_tab);
 	disp_strmap_fini(&f->ids);
 	disp_strmap_fini(&f->names);
@@ -86,6 +92,26 @@ static uint16_t intern(struct disp_fleet *f, const char *s)
 	return (uint16_t)f->nnames++;
 }
 
+/* A stable copy of id in the arena; lock held for writing. */
+static const char *arena_copy(struct disp_fleet *f, const char *id)
+{
+	size_t len = strlen(id) + 1;
+	if (!f->narena || f->arena_used + len > ARENA_BLOCK) {
+		char **na = realloc(f->arena, (f->narena + 1) * sizeof(*na));
+		if (!na)
+			return NULL;
+		f->arena = na;
+		if (!(f->arena[f->narena] = malloc(ARENA_BLOCK)))
+			return NULL;
+		f->narena++;
+		f->arena_used = 0;
+	}
+	char *dst = f->arena[f->narena - 1] + f->arena_used;
+	memcpy(dst, id, len);
+	f->arena_used += len;
+	return dst;
+}
+
 /* Appends a zeroed record for id; lock held for writing. */
 static struct disp_vehicle *append(struct disp_fleet *f, const char *id)
 {
@@ -101,7 +127,8 @@ static struct disp_vehicle *append(struct disp_fleet *f, const char *id)
 	}
 	struct disp_vehicle *v = rec(f, f->len);
 	memset(v, 0, sizeof(*v));
-	strcpy(v->id, id);
+	if (!(v->id = arena_copy(f, id)))
+		return NULL;
 	if (disp_strmap_put(&f->ids, v->id, (uint32_t)f->len))
 		return NULL;
 	f->len++;

@@ -13,7 +13,7 @@
 #define DISP_ID_MAX 64
 
 struct disp_vehicle {
-	char id[DISP_ID_MAX + 1];
+	const char *id; /* in the fleet's id arena: stable for the fleet's life */
 	uint8_t available;
 	int32_t priority;
 	float soc, max_power_kw, tariff, battery_kwh, power_kw;

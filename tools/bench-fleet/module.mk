@@ -1,0 +1,1 @@
+$(eval $(call TOOL,bench-fleet,v2g-bench-fleet,,dispatch-engine))
