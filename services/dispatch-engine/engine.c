@@ -64,6 +64,10 @@ struct disp_engine {
 	struct disp_tuner *tuner;                   /* NULL when disabled */
 	struct disp_segment seg[DISP_MAX_SEGMENTS]; /* segment names interned in the fleet */
 	size_t nseg;
+	/* configured site limits, by interned site index */
+	uint16_t *lim_site, *lim_parent; /* parent 0 = none */
+	double *lim_kw;
+	size_t nlim;
 
 	struct v2g_metric *m_latency, *m_dispatched, *m_ack_rate, *m_dispatches, *m_realloc,
 	        *m_ignored, *m_active, *m_publish_latency, *m_shortfall, *m_solve, *m_lp_fallback,
@@ -94,6 +98,25 @@ struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_f
 		e->seg[i].params = cfg->policy.segments[i].params;
 	}
 	e->nseg = cfg->policy.nsegments;
+	e->cfg.policy.sites = NULL; /* the engine keeps interned indexes, not the names */
+	e->cfg.policy.nsites = 0;
+	if (cfg->policy.nsites) {
+		size_t n = cfg->policy.nsites;
+		e->lim_site = calloc(n, sizeof(*e->lim_site));
+		e->lim_parent = calloc(n, sizeof(*e->lim_parent));
+		e->lim_kw = calloc(n, sizeof(*e->lim_kw));
+		if (!e->lim_site || !e->lim_parent || !e->lim_kw) {
+			disp_engine_free(e);
+			return NULL;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const struct disp_policy_site *ps = &cfg->policy.sites[i];
+			e->lim_site[i] = disp_fleet_intern(fleet, ps->site);
+			e->lim_parent[i] = disp_fleet_intern(fleet, ps->parent);
+			e->lim_kw[i] = ps->limit_kw;
+		}
+		e->nlim = n;
+	}
 	if (cfg->policy.tuner_enabled) {
 		char err[200];
 		e->tuner = disp_ack_tuner_new(&cfg->policy.tuner, err, sizeof(err));
@@ -161,6 +184,9 @@ void disp_engine_free(struct disp_engine *e)
 	free(e->active);
 	if (e->tuner)
 		e->tuner->free(e->tuner);
+	free(e->lim_site);
+	free(e->lim_parent);
+	free(e->lim_kw);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
@@ -331,6 +357,36 @@ static int commit_alloc(struct disp_engine *e, struct dispatch *d, const char *i
 	return V2G_OK;
 }
 
+/* The configured site limits over every site index the fleet has interned
+ * (arrays malloc'd for the call), or NULL when none are configured or out of
+ * memory (then unlimited, logged). */
+static struct disp_sites *site_limits(struct disp_engine *e, struct disp_sites *s)
+{
+	if (!e->nlim)
+		return NULL;
+	size_t n = disp_fleet_names(e->fleet);
+	double *lim = malloc(n * sizeof(*lim));
+	int32_t *parent = malloc(n * sizeof(*parent));
+	if (!lim || !parent) {
+		v2g_error("DISP-NOMEM", "site limits not applied: out of memory");
+		free(lim);
+		free(parent);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		lim[i] = -1;
+		parent[i] = -1;
+	}
+	for (size_t i = 0; i < e->nlim; i++) {
+		lim[e->lim_site[i]] = e->lim_kw[i];
+		parent[e->lim_site[i]] = e->lim_parent[i] ? (int32_t)e->lim_parent[i] : -1;
+	}
+	s->n = n;
+	s->limit_kw = lim;
+	s->parent = parent;
+	return s;
+}
+
 /* Splits power over candidates c[0..n) with the policy of the dispatch's
  * signal type (and its segments), recording the allocations in round
  * d->round. Returns the power allocated. */
@@ -349,10 +405,15 @@ static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_ca
 		p.max_rounds = 1;
 	if (e->pred)
 		disp_predictor_fill(e->pred, c, n, d->started_ms, d->duration_min);
+	struct disp_sites sites, *sp = site_limits(e, &sites);
 	t0 = v2g_mono_s();
 	disp_capacity(c, n, d->duration_min, e->cfg.band[d->type].low);
-	rc = e->nseg ? disp_dispatch_segmented(c, n, power, e->seg, e->nseg, &p, NULL, &o)
-	             : disp_dispatch(c, n, power, &p, NULL, &o);
+	rc = e->nseg ? disp_dispatch_segmented(c, n, power, e->seg, e->nseg, &p, sp, &o)
+	             : disp_dispatch(c, n, power, &p, sp, &o);
+	if (sp) {
+		free((void *)sp->limit_kw);
+		free((void *)sp->parent);
+	}
 	if (rc) {
 		v2g_error("DISP-SOLVE", "dispatch=%s: allocation failed: %s", d->id,
 		          v2g_strerror(rc));

@@ -7,8 +7,8 @@
 #include "strmap.h"
 #include "v2g/err.h"
 
-#define CHUNK     4096
-#define MAX_NAMES 65535
+#define CHUNK       4096
+#define MAX_NAMES   65535
 #define ARENA_BLOCK (256 * 1024) /* ids, packed; never freed before the fleet */
 
 struct disp_fleet {
@@ -19,7 +19,7 @@ struct disp_fleet {
 	struct disp_strmap names; /* interned name -> index */
 	char **name_tab;          /* index -> name; [0] = "" */
 	size_t nnames, names_cap;
-	char **arena;             /* blocks of packed NUL-terminated ids */
+	char **arena;              /* blocks of packed NUL-terminated ids */
 	size_t narena, arena_used; /* bytes used in the last block */
 };
 
@@ -241,6 +241,14 @@ uint16_t disp_fleet_intern(struct disp_fleet *f, const char *name)
 	uint16_t idx = intern(f, name);
 	pthread_rwlock_unlock(&f->lock);
 	return idx;
+}
+
+size_t disp_fleet_names(struct disp_fleet *f)
+{
+	pthread_rwlock_rdlock(&f->lock);
+	size_t n = f->nnames;
+	pthread_rwlock_unlock(&f->lock);
+	return n;
 }
 
 const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx)

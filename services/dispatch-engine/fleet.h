@@ -73,6 +73,9 @@ int disp_fleet_get(struct disp_fleet *f, const char *id, struct disp_vehicle *ou
  * Returns 0 ("none") for an empty name or when the table is full. */
 uint16_t disp_fleet_intern(struct disp_fleet *f, const char *name);
 
+/* How many names are interned (every interned index is below it). */
+size_t disp_fleet_names(struct disp_fleet *f);
+
 /* Name of an interned site/segment/fleet/cluster index ("" for 0). */
 const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx);
 

@@ -115,6 +115,85 @@ static int load_segment(config_setting_t *g, const char *file, struct disp_polic
 	return V2G_OK;
 }
 
+/* dispatch.site_limits = ( { site = "…"; limit_kw = …; parent = "…"; }, … );
+ * parents must be listed too and the sites must form a hierarchy. */
+static int load_sites(config_setting_t *list, struct disp_policy *out, char *err, size_t len)
+{
+	int n = config_setting_length(list);
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return fail(
+		        err, len,
+		        "dispatch.site_limits: must be a list ( { site = …; limit_kw = …; }, … )");
+	if (n > DISP_MAX_SITE_LIMITS)
+		return fail(err, len, "dispatch.site_limits: more than %d sites",
+		            DISP_MAX_SITE_LIMITS);
+	out->sites = calloc((size_t)(n ? n : 1), sizeof(*out->sites));
+	if (!out->sites)
+		return fail(err, len, "dispatch.site_limits: out of memory");
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		struct disp_policy_site *ps = &out->sites[i];
+		const char *site = NULL, *parent = "";
+		double limit = -1;
+		int t;
+		if (!config_setting_is_group(e) ||
+		    !config_setting_lookup_string(e, "site", &site) || !*site ||
+		    strlen(site) >= sizeof(ps->site))
+			return fail(err, len,
+			            "dispatch.site_limits[%d].site: a non-empty name is required",
+			            i);
+		config_setting_t *l = config_setting_get_member(e, "limit_kw");
+		if (l) {
+			t = config_setting_type(l);
+			limit = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(l)
+			        : t == CONFIG_TYPE_INT ? config_setting_get_int(l)
+			                               : -2;
+			if (!(limit >= 0 && limit <= 1e9))
+				return fail(
+				        err, len,
+				        "dispatch.site_limits[%d].limit_kw: must be a number >= 0",
+				        i);
+		}
+		if (config_setting_get_member(e, "parent") &&
+		    (!config_setting_lookup_string(e, "parent", &parent) ||
+		     strlen(parent) >= sizeof(ps->parent)))
+			return fail(err, len,
+			            "dispatch.site_limits[%d].parent: must be a site name", i);
+		for (int k = 0; k < i; k++) {
+			if (!strcmp(out->sites[k].site, site))
+				return fail(err, len,
+				            "dispatch.site_limits[%d].site: \"%s\" listed twice", i,
+				            site);
+		}
+		snprintf(ps->site, sizeof(ps->site), "%s", site);
+		snprintf(ps->parent, sizeof(ps->parent), "%s", parent);
+		ps->limit_kw = limit;
+	}
+	out->nsites = (size_t)n;
+	/* every parent is listed, and following parents never loops */
+	for (size_t i = 0; i < out->nsites; i++) {
+		const char *p = out->sites[i].parent;
+		size_t steps = 0;
+		while (*p) {
+			size_t k = 0;
+			while (k < out->nsites && strcmp(out->sites[k].site, p))
+				k++;
+			if (k == out->nsites)
+				return fail(
+				        err, len,
+				        "dispatch.site_limits[%zu].parent: \"%s\" is not listed", i,
+				        p);
+			if (++steps > out->nsites)
+				return fail(
+				        err, len,
+				        "dispatch.site_limits: the parents of \"%s\" form a cycle",
+				        out->sites[i].site);
+			p = out->sites[k].parent;
+		}
+	}
+	return V2G_OK;
+}
+
 static int load_segments(const char *file, struct disp_policy *out, int max_rounds, char *err,
                          size_t len)
 {
@@ -144,8 +223,18 @@ static int load_segments(const char *file, struct disp_policy *out, int max_roun
 		if (rc == V2G_OK)
 			out->nsegments++;
 	}
+	config_setting_t *sites = config_lookup(&cfg, "dispatch.site_limits");
+	if (rc == V2G_OK && sites)
+		rc = load_sites(sites, out, err, len);
 	config_destroy(&cfg);
 	return rc;
+}
+
+void disp_policy_free(struct disp_policy *p)
+{
+	free(p->sites);
+	p->sites = NULL;
+	p->nsites = 0;
 }
 
 int disp_policy_build(const struct disp_policy_settings *s, const char *file,

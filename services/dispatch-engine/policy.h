@@ -10,7 +10,8 @@
 #include "strategy.h"
 #include "tuner.h"
 
-#define DISP_MAX_SEGMENTS 32
+#define DISP_MAX_SEGMENTS    32
+#define DISP_MAX_SITE_LIMITS 4096
 
 /* The raw settings, loaded through the service's settings table. */
 struct disp_policy_settings {
@@ -30,20 +31,33 @@ struct disp_policy_segment {
 	struct disp_params params;
 };
 
+/* One entry of dispatch.site_limits: a site's power limit, and the site
+ * that encloses it (a feeder under its service entrance). */
+struct disp_policy_site {
+	char site[64];
+	char parent[64]; /* "" when none */
+	double limit_kw; /* < 0: unlimited (a site listed only as a parent) */
+};
+
 struct disp_policy {
 	struct disp_params params[3]; /* per signal type */
 	struct disp_policy_segment segments[DISP_MAX_SEGMENTS];
 	size_t nsegments;
+	struct disp_policy_site *sites; /* malloc'd; disp_policy_free */
+	size_t nsites;
 	enum disp_fallback fallback;
 	int tuner_enabled;
 	struct disp_ack_tuner_cfg tuner;
 	int prediction_fixed;
 };
 
-/* Validates s and builds *out, reading dispatch.segments from file (may be
- * NULL). Returns 0, or V2G_ERR_CONFIG with one line naming the key. */
+/* Validates s and builds *out, reading dispatch.segments and
+ * dispatch.site_limits from file (may be NULL). Returns 0, or V2G_ERR_CONFIG
+ * with one line naming the key. */
 int disp_policy_build(const struct disp_policy_settings *s, const char *file,
                       struct disp_policy *out, char *err, size_t len);
+
+void disp_policy_free(struct disp_policy *p); /* safe on zeroed */
 
 /* Feature names in struct disp_weights order: "soc", "time", "priority",
  * "price", "availability", "wear", "participation". */

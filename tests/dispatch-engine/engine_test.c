@@ -468,6 +468,41 @@ static void test_segments(void)
 	disp_fleet_free(f);
 }
 
+/* Configured site limits hold: a feeder under a service entrance. */
+static void test_site_limits(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	V2g__V1__VehicleState s = V2G__V1__VEHICLE_STATE__INIT;
+	const char *ids[] = { "f1-a", "f1-b", "f2-a", "other" };
+	const char *site[] = { "feeder-1", "feeder-1", "feeder-2", "elsewhere" };
+	for (int i = 0; i < 4; i++) {
+		s.vehicle_id = (char *)ids[i];
+		s.soc = 90 - i;
+		s.max_power_kw = 22;
+		s.available = 1;
+		s.site = (char *)site[i];
+		s.ts_ms = NOW;
+		CHECK_INT(disp_fleet_update(f, &s), 0);
+	}
+	struct disp_policy pol = policy(DISP_LP);
+	struct disp_policy_site lim[] = { { "feeder-1", "service", 15 },
+		                          { "feeder-2", "service", -1 },
+		                          { "service", "", 25 } };
+	pol.sites = lim;
+	pol.nsites = 3;
+	struct disp_engine *e = engine_with(f, &pol);
+	submit(e, 0, 60);
+	double f1 = (cmd_kw("f1-a") > 0 ? cmd_kw("f1-a") : 0) +
+	            (cmd_kw("f1-b") > 0 ? cmd_kw("f1-b") : 0);
+	double f2 = cmd_kw("f2-a") > 0 ? cmd_kw("f2-a") : 0;
+	CHECK(f1 <= 15 + 1e-9);
+	CHECK(f1 + f2 <= 25 + 1e-9);
+	CHECK_NEAR(cmd_kw("other"), 22, 1e-9);
+	CHECK_NEAR(out.last_allocated, 25 + 22, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
@@ -485,6 +520,7 @@ int main(void)
 		HCASE(test_balanced_fallback_onto_acked),
 		HCASE(test_tuner),
 		HCASE(test_segments),
+		HCASE(test_site_limits),
 	};
 	return harness_main("dispatch-engine", cases, HARNESS_N(cases));
 }

@@ -118,6 +118,36 @@ static void test_segments_from_file(void)
 	unlink(f);
 }
 
+static void test_site_limits_from_file(void)
+{
+	struct disp_policy_settings s = settings();
+	struct disp_policy p;
+	char err[256] = "";
+	const char *f =
+	        file_with("dispatch = { site_limits = (\n"
+	                  "  { site = \"paris-01\"; limit_kw = 40.0; parent = \"paris\"; },\n"
+	                  "  { site = \"paris\"; limit_kw = 100; } ); };\n");
+	CHECK_INT(build(&s, f, &p, err), 0);
+	CHECK_INT(p.nsites, 2);
+	CHECK_STR(p.sites[0].site, "paris-01");
+	CHECK_STR(p.sites[0].parent, "paris");
+	CHECK_NEAR(p.sites[0].limit_kw, 40, 0);
+	CHECK_NEAR(p.sites[1].limit_kw, 100, 0);
+	disp_policy_free(&p);
+	f = file_with("dispatch = { site_limits = ( { site = \"a\"; parent = \"b\"; } ); };\n");
+	refused(s, f, "dispatch.site_limits[0].parent");
+	f = file_with("dispatch = { site_limits = ( { site = \"a\"; parent = \"b\"; },"
+	              " { site = \"b\"; parent = \"a\"; } ); };\n");
+	refused(s, f, "dispatch.site_limits");
+	f = file_with("dispatch = { site_limits = ( { site = \"a\"; limit_kw = -3.0; } ); };\n");
+	refused(s, f, "dispatch.site_limits[0].limit_kw");
+	f = file_with("dispatch = { site_limits = ( { site = \"a\"; }, { site = \"a\"; } ); };\n");
+	refused(s, f, "dispatch.site_limits[1].site");
+	f = file_with("dispatch = { site_limits = ( { limit_kw = 3.0; } ); };\n");
+	refused(s, f, "dispatch.site_limits[0].site");
+	unlink(f);
+}
+
 static void test_refusals(void)
 {
 	struct disp_policy_settings s = settings();
@@ -158,6 +188,7 @@ int main(void)
 		HCASE(test_lp_first_names_and_indexes),
 		HCASE(test_weights_override_one),
 		HCASE(test_segments_from_file),
+		HCASE(test_site_limits_from_file),
 		HCASE(test_refusals),
 	};
 	return harness_main("policy", cases, HARNESS_N(cases));
