@@ -130,7 +130,8 @@ struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_f
 	                           "Scoring, selection and allocation time of one dispatch",
 	                           "strategy", v2g_latency_buckets, v2g_latency_nbuckets);
 	e->m_lp_fallback = v2g_counter("dispatch_lp_fallbacks_total",
-	                               "LP-first dispatches the LP could not serve (Smart decided)",
+	                               "LP-first allocations (first or reallocation round) the LP "
+	                               "could not serve: Smart decided",
 	                               "signal_type");
 	e->m_fallback_kw =
 	        v2g_counter("dispatch_fallback_kw_total",

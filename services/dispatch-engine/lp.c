@@ -87,7 +87,8 @@ static inline int lp_check_cand(const struct disp_cand *c, const struct disp_sit
 {
 	if (!isfinite(c->score) || !isfinite(c->cap_kw))
 		return -1;
-	return c->site != 0 && (!sites || c->site >= sites->n) ? -1 : 0;
+	/* without limits (sites NULL) a vehicle's site index means nothing */
+	return sites && c->site != 0 && c->site >= sites->n ? -1 : 0;
 }
 
 /* 0 when the instance is well formed: finite request >= 0, finite scores

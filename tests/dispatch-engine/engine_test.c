@@ -368,6 +368,18 @@ static void test_lp_first(void)
 	struct disp_fleet *f = disp_fleet_new();
 	add(f, "a", 80, 10, 1, 5, 0.1, 0);
 	add(f, "b", 60, 10, 1, 5, 0.2, 0);
+	/* a site the configuration does not limit: the LP must not mind it */
+	V2g__V1__VehicleState s = V2G__V1__VEHICLE_STATE__INIT;
+	s.vehicle_id = "c-on-a-site";
+	s.soc = 10; /* below the band: not eligible, but its site gets interned */
+	s.max_power_kw = 10;
+	s.available = 1;
+	s.site = "paris-01";
+	s.ts_ms = NOW;
+	CHECK_INT(disp_fleet_update(f, &s), 0);
+	s.vehicle_id = "d-on-a-site";
+	s.soc = 50;
+	CHECK_INT(disp_fleet_update(f, &s), 0);
 	struct disp_policy pol = policy(DISP_SMART);
 	pol.params[0].strategy = DISP_LP;
 	pol.params[0].lp_fallback = 1;
@@ -379,7 +391,7 @@ static void test_lp_first(void)
 	e = engine_with(f, &pol);
 	submit(e, 0, 50); /* more than the fleet: infeasible for the LP */
 	CHECK_STR(out.dispatcher, "lp->smart");
-	CHECK_NEAR(out.last_allocated, 20, 1e-9);
+	CHECK_NEAR(out.last_allocated, 30, 1e-9);
 	disp_engine_free(e);
 	disp_fleet_free(f);
 }
