@@ -404,8 +404,9 @@ static void test_invalid(void)
 	CHECK_INT(o.lp_status, DISP_LP_FAILED);
 	CHECK(o.allocs == NULL);
 	CHECK_INT(disp_lp_solve(c, 2, -1, NULL, &o), DISP_LP_FAILED);
-	/* site 1 used but no site table */
-	CHECK_INT(disp_lp_solve(c, 2, 5, NULL, &o), DISP_LP_FAILED);
+	/* site 1 used but no site table: no limits at all (strategy.h) */
+	CHECK_INT(disp_lp_solve(c, 2, 5, NULL, &o), DISP_LP_OPTIMAL);
+	disp_outcome_free(&o);
 	/* parent out of range */
 	CHECK_INT(disp_lp_solve(c, 2, 5, &s, &o), DISP_LP_FAILED);
 	CHECK_INT(disp_lp_solve_glpk(c, 2, 5, &s, &o), DISP_LP_FAILED);
