@@ -6,6 +6,7 @@
 
 #include "v2g/err.h"
 #include "v2g/timeutil.h"
+#include "v2g/signal_type.h"
 
 int api_id_valid(const char *s)
 {
@@ -21,33 +22,6 @@ int api_id_valid(const char *s)
 			return 0;
 	}
 	return n > 0;
-}
-
-int api_signal_type_parse(const char *s, int *out)
-{
-	static const struct {
-		const char *name;
-		int index;
-	} names[] = {
-		{ "FCR", 0 },
-		{ "PRIMARY_RESERVE", 0 },
-		{ "0", 0 },
-		{ "AFRR", 1 },
-		{ "SECONDARY_RESERVE", 1 },
-		{ "1", 1 },
-		{ "LOAD_SHEDDING", 2 },
-		{ "2", 2 },
-	};
-
-	if (!s)
-		return V2G_ERR_INVAL;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!strcasecmp(s, names[i].name)) {
-			*out = names[i].index;
-			return 0;
-		}
-	}
-	return V2G_ERR_INVAL;
 }
 
 static int hexval(char c)
@@ -218,7 +192,7 @@ int api_log_query_parse(const char *qs, struct api_log_query *q, char *err, size
 	rc = param_value(&raw[P_TYPE], P_TYPE, buf, sizeof(buf), type_why, err, errlen);
 	if (rc)
 		return rc;
-	if (buf[0] && api_signal_type_parse(buf, &q->signal_type))
+	if (buf[0] && (q->signal_type = v2g_signal_type_parse(buf, 1)) < 0)
 		return fail(err, errlen, "signal_type", type_why);
 
 	rc = param_value(&raw[P_LIMIT], P_LIMIT, buf, sizeof(buf), limit_why, err, errlen);

@@ -13,11 +13,6 @@
 /* 1 when s is 1..API_ID_MAX characters of [A-Za-z0-9_.:-], else 0. */
 int api_id_valid(const char *s);
 
-/* Signal type name -> index: FCR/PRIMARY_RESERVE = 0, AFRR/SECONDARY_RESERVE
- * = 1, LOAD_SHEDDING = 2 (case-insensitive), or the digits "0", "1", "2".
- * Returns 0 and sets *out, or V2G_ERR_INVAL. */
-int api_signal_type_parse(const char *s, int *out);
-
 /* Defaults and bounds of the logs query's limit. */
 #define API_LOGS_LIMIT_DEFAULT 100
 #define API_LOGS_LIMIT_MAX     1000

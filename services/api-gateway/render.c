@@ -4,13 +4,13 @@
 #include <math.h>
 
 #include "v2g/timeutil.h"
+#include "v2g/signal_type.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 const char *api_signal_type_name(int type)
 {
-	static const char *const names[] = { "FCR", "AFRR", "LOAD_SHEDDING" };
-	return type >= 0 && type < 3 ? names[type] : NULL;
+	return type >= 0 && type < V2G_SIGNAL_TYPES ? v2g_signal_type_name(type) : NULL;
 }
 
 const char *api_status_name(int status)

@@ -12,6 +12,7 @@
 #include "v2g/log.h"
 #include "v2g/metrics.h"
 #include "v2g/timeutil.h"
+#include "v2g/signal_type.h"
 
 #define KW_EPS 1e-6
 
@@ -74,12 +75,6 @@ struct disp_engine {
 	        *m_fallback_kw, *m_weight;
 };
 
-const char *disp_signal_name(int type)
-{
-	static const char *const names[] = { "FCR", "AFRR", "LOAD_SHEDDING" };
-	return type >= 0 && type < 3 ? names[type] : "UNKNOWN";
-}
-
 struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_fleet *fleet,
                                     struct disp_predictor *pred, const struct disp_engine_ops *ops)
 {
@@ -140,7 +135,7 @@ struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_f
 	                        "Availability weight of the Smart score (moved by the tuner)",
 	                        "signal_type");
 	for (int t = 0; t < 3; t++)
-		v2g_gauge_set(e->m_weight, disp_signal_name(t), e->weights[t].availability);
+		v2g_gauge_set(e->m_weight, v2g_signal_type_name(t), e->weights[t].availability);
 	e->m_latency = v2g_histogram("dispatch_execution_latency_seconds",
 	                             "Time from publishing a command to its positive ack",
 	                             "signal_type", v2g_latency_buckets, v2g_latency_nbuckets);
@@ -424,7 +419,7 @@ static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_ca
 	const char *name = e->nseg ? "segmented" : disp_strategy_name(o.decided_by);
 	v2g_histogram_observe(e->m_solve, name, v2g_mono_s() - t0);
 	if (p.strategy == DISP_LP && o.decided_by != DISP_LP) {
-		v2g_counter_inc(e->m_lp_fallback, disp_signal_name(d->type));
+		v2g_counter_inc(e->m_lp_fallback, v2g_signal_type_name(d->type));
 		name = "lp->smart";
 	}
 	if (!d->dispatcher[0])
@@ -436,7 +431,7 @@ static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_ca
 		}
 	}
 	if (used)
-		v2g_counter_add(e->m_dispatched, disp_signal_name(d->type), (double)used);
+		v2g_counter_add(e->m_dispatched, v2g_signal_type_name(d->type), (double)used);
 	disp_outcome_free(&o);
 	return allocated;
 }
@@ -526,7 +521,7 @@ static void monitor(struct disp_engine *e, struct dispatch *d, int64_t now_ms)
 	}
 	V2g__V1__DispatchStatus st = final_status(d, acked);
 	static const char *const names[] = { "pending", "complete", "partial", "failed" };
-	const char *type = disp_signal_name(d->type);
+	const char *type = v2g_signal_type_name(d->type);
 	v2g_info("DISP-DONE",
 	         "dispatch=%s signal=%s type=%s status=%s target_kw=%.3f acked_kw=%.3f "
 	         "vehicles=%zu acked=%zu rejected=%zu silent=%zu rounds=%u dispatcher=%s "
@@ -579,7 +574,7 @@ static int end_round(struct disp_engine *e, struct dispatch *d, int64_t now_ms, 
 				released[nreleased++] = a->vehicle_id;
 			}
 		}
-		v2g_counter_add(e->m_realloc, disp_signal_name(d->type), (double)nreleased);
+		v2g_counter_add(e->m_realloc, v2g_signal_type_name(d->type), (double)nreleased);
 	}
 	/* Reallocation, in a new round: the policy's fallback over the vehicles
 	 * that acked, then fresh vehicles (v1 rules: SoC >= realloc_min_soc, not
@@ -672,11 +667,12 @@ int disp_engine_submit(struct disp_engine *e, const V2g__V1__Signal *sig, int64_
 	v2g_info("DISP-START",
 	         "dispatch=%s signal=%s type=%s power_kw=%.3f eligible=%ld chosen=%zu "
 	         "allocated_kw=%.3f",
-	         d->id, d->signal_id, disp_signal_name(d->type), d->power_kw, n, d->n, allocated);
+	         d->id, d->signal_id, v2g_signal_type_name(d->type), d->power_kw, n, d->n,
+	         allocated);
 	if (d->n == 0) {
 		v2g_warn("DISP-NO-VEHICLES",
 		         "dispatch=%s type=%s power_kw=%.3f: no eligible vehicle", d->id,
-		         disp_signal_name(d->type), d->power_kw);
+		         v2g_signal_type_name(d->type), d->power_kw);
 		emit_decision(e, d, 1, now_ms);
 		monitor(e, d, now_ms);
 		pthread_mutex_unlock(&e->mu);
@@ -736,7 +732,7 @@ void disp_engine_acks(struct disp_engine *e, const V2g__V1__AckBatch *b, int64_t
 		a->acked_ms = at;
 		if (ack->accepted) {
 			a->state = A_ACKED;
-			v2g_histogram_observe(e->m_latency, disp_signal_name(d->type),
+			v2g_histogram_observe(e->m_latency, v2g_signal_type_name(d->type),
 			                      (double)(at - d->round_sent_ms) / 1000.0);
 		} else {
 			a->state = A_REJECTED;
@@ -762,7 +758,8 @@ void disp_engine_published(struct disp_engine *e, const V2g__V1__PublishReport *
 		d->last_published_ms = r->last_published_ms;
 		double s = (double)(r->last_published_ms - d->received_ms) / 1000.0;
 		if (s >= 0)
-			v2g_histogram_observe(e->m_publish_latency, disp_signal_name(d->type), s);
+			v2g_histogram_observe(e->m_publish_latency, v2g_signal_type_name(d->type),
+			                      s);
 		v2g_info("DISP-PUBLISHED",
 		         "dispatch=%s published=%u failed=%u signal_to_last_command_ms=%lld", d->id,
 		         r->published, r->failed,

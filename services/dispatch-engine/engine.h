@@ -73,7 +73,4 @@ void disp_engine_finish_all(struct disp_engine *e, int64_t now_ms);
 
 size_t disp_engine_active(struct disp_engine *e);
 
-/* "FCR", "AFRR", "LOAD_SHEDDING" for index 0..2, else "UNKNOWN". */
-const char *disp_signal_name(int type);
-
 #endif

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "v2g/err.h"
+#include "v2g/signal_type.h"
 
 const char *const disp_weight_names[7] = { "soc",          "time", "priority",     "price",
 	                                   "availability", "wear", "participation" };
@@ -33,19 +34,10 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 static int parse_types(const char *text, unsigned *mask, char *err, size_t len)
 {
 	char buf[256], *save = NULL;
-	static const char *const names[][2] = { { "FCR", "PRIMARY_RESERVE" },
-		                                { "AFRR", "SECONDARY_RESERVE" },
-		                                { "LOAD_SHEDDING", "LOAD_SHEDDING" } };
 	*mask = 0;
 	snprintf(buf, sizeof(buf), "%s", text ? text : "");
 	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		int t = -1;
-		if (!strcmp(tok, "0") || !strcmp(tok, "1") || !strcmp(tok, "2"))
-			t = tok[0] - '0';
-		for (int i = 0; i < 3 && t < 0; i++) {
-			if (!strcasecmp(tok, names[i][0]) || !strcasecmp(tok, names[i][1]))
-				t = i;
-		}
+		int t = v2g_signal_type_parse(tok, 1);
 		if (t < 0)
 			return fail(err, len,
 			            "dispatch.lp_first: unknown signal type \"%s\" (FCR, AFRR, "

@@ -12,6 +12,7 @@
 #include "v2g/log.h"
 #include "v2g/metrics.h"
 #include "v2g/timeutil.h"
+#include "v2g/signal_type.h"
 
 #define S(f) offsetof(struct disp_settings, f)
 
@@ -194,7 +195,7 @@ static void handle_request(void *arg, const v2g_env *req, struct v2g_bus_reply *
 		v2g_bus_reply_error(rep, rc == V2G_ERR_INVAL ? 400 : 500, v2g_strerror(rc));
 		return;
 	}
-	v2g_counter_inc(s->m_signals, disp_signal_name(sig->type));
+	v2g_counter_inc(s->m_signals, v2g_signal_type_name(sig->type));
 	V2g__V1__SubmitSignalReply r = V2G__V1__SUBMIT_SIGNAL_REPLY__INIT;
 	v2g_env env = V2G__V1__ENVELOPE__INIT;
 	r.signal_id = sig->signal_id;

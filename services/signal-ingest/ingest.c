@@ -13,6 +13,7 @@
 #include "v2g/service.h"
 #include "v2g/timeutil.h"
 #include "v2g/sync.h"
+#include "v2g/signal_type.h"
 
 static struct v2g_metric *m_received, *m_rejected, *m_accepted, *m_unavailable;
 
@@ -27,8 +28,6 @@ static void metrics_init(void)
 	m_unavailable = v2g_counter("signals_dispatch_unavailable_total",
 	                            "Signals that could not reach the dispatch engine", NULL);
 }
-
-static const char *const type_names[] = { "FCR", "AFRR", "LOAD_SHEDDING" };
 
 void ingest_submit(struct ingest *in, const char *json, size_t len, const char *source,
                    struct ingest_result *res)
@@ -84,11 +83,11 @@ void ingest_submit(struct ingest *in, const char *json, size_t len, const char *
 		res->status = 202;
 		snprintf(res->dispatch_id, sizeof(res->dispatch_id), "%s",
 		         rep->submit_signal_reply->dispatch_id);
-		v2g_counter_inc(m_accepted, type_names[is.type]);
+		v2g_counter_inc(m_accepted, v2g_signal_type_name(is.type));
 		v2g_info("INGEST-SIGNAL",
 		         "signal=%s source=%s type=%s power_kw=%.3f duration_min=%d dispatch=%s",
-		         res->signal_id, source, type_names[is.type], is.power_kw, is.duration_min,
-		         res->dispatch_id);
+		         res->signal_id, source, v2g_signal_type_name(is.type), is.power_kw,
+		         is.duration_min, res->dispatch_id);
 	} else {
 		res->status = 502;
 		snprintf(res->error, sizeof(res->error), "dispatch-engine: unexpected reply");

@@ -9,25 +9,7 @@
 #include "v2g/json.h"
 #include "v2g/err.h"
 #include "v2g/timeutil.h"
-
-int ingest_type_parse(const char *s)
-{
-	static const struct {
-		const char *name;
-		int type;
-	} names[] = { { "FCR", 0 },
-		      { "PRIMARY_RESERVE", 0 },
-		      { "AFRR", 1 },
-		      { "SECONDARY_RESERVE", 1 },
-		      { "LOAD_SHEDDING", 2 } };
-	if (!s)
-		return -1;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!strcasecmp(s, names[i].name))
-			return names[i].type;
-	}
-	return -1;
-}
+#include "v2g/signal_type.h"
 
 #define BAD(...)                                    \
 	do {                                        \
@@ -61,7 +43,7 @@ int ingest_signal_parse(const char *json, size_t len, const struct ingest_limits
 	if (!v)
 		BAD("type: required (FCR, AFRR or LOAD_SHEDDING)");
 	if (json_is_string(v)) {
-		out->type = ingest_type_parse(json_string_value(v));
+		out->type = v2g_signal_type_parse(json_string_value(v), 0);
 		if (out->type < 0)
 			BAD("type: unknown signal type \"%.40s\" (FCR, PRIMARY_RESERVE, AFRR, "
 			    "SECONDARY_RESERVE, LOAD_SHEDDING)",

@@ -22,10 +22,6 @@ struct ingest_signal {
 	int has_market_price;
 };
 
-/* "FCR", "PRIMARY_RESERVE", "AFRR", "SECONDARY_RESERVE", "LOAD_SHEDDING"
- * (any case) -> 0..2; -1 when unknown. */
-int ingest_type_parse(const char *s);
-
 /* Parses json (len bytes, not necessarily NUL-terminated). On success
  * returns 0 and fills *out; otherwise V2G_ERR_INVAL and writes
  * "field: reason" into err (e.g. "power_kw: must be a number > 0"). now_ms

@@ -5,6 +5,7 @@
 #include "../../services/api-gateway/query.h"
 #include "../harness/harness.h"
 #include "v2g/err.h"
+#include "v2g/signal_type.h"
 
 static struct api_log_query q;
 static char err[160];
@@ -120,11 +121,11 @@ static void test_signal_type(void)
 	CHECK_BAD("signal_type=LOAD%20SHEDDING", "signal_type:");
 	CHECK_BAD("signal_type=00", "signal_type:");
 
-	int t = -5;
-	CHECK_INT(api_signal_type_parse("aFrR", &t), 0);
-	CHECK_INT(t, 1);
-	CHECK_INT(api_signal_type_parse("", &t), V2G_ERR_INVAL);
-	CHECK_INT(api_signal_type_parse(NULL, &t), V2G_ERR_INVAL);
+	CHECK_INT(v2g_signal_type_parse("aFrR", 1), 1);
+	CHECK_INT(v2g_signal_type_parse("2", 1), 2);
+	CHECK_INT(v2g_signal_type_parse("2", 0), -1);
+	CHECK_INT(v2g_signal_type_parse("", 1), -1);
+	CHECK_INT(v2g_signal_type_parse(NULL, 1), -1);
 }
 
 static void test_limit(void)

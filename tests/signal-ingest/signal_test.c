@@ -5,6 +5,7 @@
 #include "../harness/harness.h"
 #include "../../services/signal-ingest/ingest.h"
 #include "../../services/signal-ingest/signal.h"
+#include "v2g/signal_type.h"
 #include "v2g/timeutil.h"
 
 static const struct ingest_limits lim = { 1000, 1440, 15 };
@@ -57,10 +58,10 @@ static void test_defaults(void)
 
 static void test_aliases_and_indexes(void)
 {
-	CHECK_INT(ingest_type_parse("PRIMARY_RESERVE"), 0);
-	CHECK_INT(ingest_type_parse("secondary_reserve"), 1);
-	CHECK_INT(ingest_type_parse("Load_Shedding"), 2);
-	CHECK_INT(ingest_type_parse("FFR"), -1);
+	CHECK_INT(v2g_signal_type_parse("PRIMARY_RESERVE", 0), 0);
+	CHECK_INT(v2g_signal_type_parse("secondary_reserve", 0), 1);
+	CHECK_INT(v2g_signal_type_parse("Load_Shedding", 0), 2);
+	CHECK_INT(v2g_signal_type_parse("FFR", 0), -1);
 	struct ingest_signal s;
 	char err[256];
 	CHECK_INT(parse("{\"type\":2,\"power_kw\":5}", &s, err), 0);

@@ -9,6 +9,7 @@
 
 #include "v2g/err.h"
 #include "v2g/json.h"
+#include "v2g/signal_type.h"
 
 #define STR_MAX      128     /* site and segment names, as the gateway takes them */
 #define MAX_POWER_KW 1e7     /* a request beyond 10 GW is a typo */
@@ -299,14 +300,6 @@ static int names_intern(struct ctx *x, struct dsolve_names *t, const char *name,
 
 static int parse_type(struct ctx *x, json_t *sig, int *out)
 {
-	static const struct {
-		const char *name;
-		int type;
-	} names[] = { { "FCR", 0 },
-		      { "PRIMARY_RESERVE", 0 },
-		      { "AFRR", 1 },
-		      { "SECONDARY_RESERVE", 1 },
-		      { "LOAD_SHEDDING", 2 } };
 	json_t *v = member(sig, "type");
 	char b[KEY_SHOWN + 4];
 	if (!v)
@@ -322,12 +315,8 @@ static int parse_type(struct ctx *x, json_t *sig, int *out)
 		return 0;
 	}
 	if (json_is_string(v)) {
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			if (!strcasecmp(json_string_value(v), names[i].name)) {
-				*out = names[i].type;
-				return 0;
-			}
-		}
+		if ((*out = v2g_signal_type_parse(json_string_value(v), 0)) >= 0)
+			return 0;
 		return fail(x,
 		            "signal.type: unknown signal type \"%s\" (FCR, PRIMARY_RESERVE, "
 		            "AFRR, SECONDARY_RESERVE, LOAD_SHEDDING)",
