@@ -33,7 +33,7 @@ struct v2g_health {
 	struct check checks[MAX_CHECKS];
 	size_t n;
 	pthread_t thread;
-	int started, stopping;
+	int started, stopping, stopped;
 	int64_t started_ms;
 	struct v2g_metric *m_up;
 };
@@ -152,17 +152,25 @@ int v2g_health_start(struct v2g_health *h)
 	return V2G_OK;
 }
 
+void v2g_health_stop(struct v2g_health *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->mu);
+	int join = h->started && !h->stopped;
+	h->stopping = 1;
+	h->stopped = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	if (join)
+		pthread_join(h->thread, NULL);
+}
+
 void v2g_health_free(struct v2g_health *h)
 {
 	if (!h)
 		return;
-	if (h->started) {
-		pthread_mutex_lock(&h->mu);
-		h->stopping = 1;
-		pthread_cond_broadcast(&h->cv);
-		pthread_mutex_unlock(&h->mu);
-		pthread_join(h->thread, NULL);
-	}
+	v2g_health_stop(h);
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
 	free(h);
@@ -172,6 +180,8 @@ int v2g_health_ready(struct v2g_health *h)
 {
 	int ready = 1;
 	pthread_mutex_lock(&h->mu);
+	if (h->stopped)
+		ready = 0;
 	for (size_t i = 0; i < h->n; i++) {
 		if (h->checks[i].critical && !h->checks[i].ok)
 			ready = 0;
@@ -186,6 +196,8 @@ char *v2g_health_json(struct v2g_health *h)
 	int ready = 1;
 	char ts[40];
 	pthread_mutex_lock(&h->mu);
+	if (h->stopped)
+		ready = 0;
 	for (size_t i = 0; i < h->n; i++) {
 		struct check *c = &h->checks[i];
 		if (c->critical && !c->ok)
@@ -199,8 +211,10 @@ char *v2g_health_json(struct v2g_health *h)
 	double uptime = (double)(v2g_now_ms() - h->started_ms) / 1000.0;
 	pthread_mutex_unlock(&h->mu);
 	json_t *o = json_pack("{s:s, s:s, s:f, s:o}", "service", h->service, "status",
-	                      ready ? "ready" : "not_ready", "uptime_seconds", uptime, "checks",
-	                      checks);
+	                      h->stopped ? "stopping"
+	                      : ready    ? "ready"
+	                                 : "not_ready",
+	                      "uptime_seconds", uptime, "checks", checks);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return s;

@@ -201,6 +201,9 @@ void v2g_service_wait(struct v2g_service *svc)
 			break;
 	}
 	running = 0;
+	/* No probe runs after this: the service may free what they use, and
+	 * /health/ready says "stopping" so that traffic goes elsewhere. */
+	v2g_health_stop(svc->health);
 	v2g_info("SVC-STOP", "v2g-%s stopping (%s)", svc->name,
 	         sig == SIGINT ? "SIGINT" : "SIGTERM");
 }

@@ -158,6 +158,28 @@ static void test_probe_reruns_periodically(void)
 	v2g_health_free(h);
 }
 
+/* After stop no probe runs (its argument may be freed) and the service
+ * reports "stopping", not ready. */
+static void test_stop_ends_probes(void)
+{
+	struct probe p = { 0, 0, NULL };
+	struct v2g_health *h = v2g_health_new("svc", 10);
+	v2g_health_add(h, "db", 1, probe_fn, &p);
+	CHECK_INT(v2g_health_start(h), 0);
+	sleep_ms(50);
+	CHECK_INT(v2g_health_ready(h), 1);
+	v2g_health_stop(h);
+	int calls = atomic_load(&p.calls);
+	sleep_ms(60);
+	CHECK_INT(atomic_load(&p.calls), calls);
+	CHECK_INT(v2g_health_ready(h), 0);
+	char *js = v2g_health_json(h);
+	CHECK(js && strstr(js, "\"status\":\"stopping\"") != NULL);
+	free(js);
+	v2g_health_stop(h); /* idempotent */
+	v2g_health_free(h);
+}
+
 static void test_free_is_prompt(void)
 {
 	struct probe p = { 0, 0, NULL };
@@ -264,6 +286,7 @@ int main(void)
 		HCASE(test_pushed_check),
 		HCASE(test_pushed_check_without_start),
 		HCASE(test_probe_reruns_periodically),
+		HCASE(test_stop_ends_probes),
 		HCASE(test_free_is_prompt),
 		HCASE(test_json_shape),
 		HCASE(test_too_many_checks),

@@ -15,6 +15,11 @@ typedef int (*v2g_health_fn)(void *arg, char *detail, size_t len);
 struct v2g_health *v2g_health_new(const char *service, int interval_ms);
 void v2g_health_free(struct v2g_health *h); /* stops the thread */
 
+/* Stops running the probes (joins the thread; idempotent) and reports not
+ * ready from then on ("stopping"): after it returns no probe runs, so their
+ * arguments may be freed. The registry itself stays usable. */
+void v2g_health_stop(struct v2g_health *h);
+
 /* Registers a probe (fn != NULL) or a pushed check (fn == NULL: its state is
  * set with v2g_health_set, initially failing with "not yet reported"). */
 int v2g_health_add(struct v2g_health *h, const char *name, int critical, v2g_health_fn fn,

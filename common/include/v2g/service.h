@@ -72,7 +72,8 @@ void v2g_service_set_check(v2g_cfg_check_fn fn);
  * port cannot be bound. */
 void v2g_service_start_http(struct v2g_service *svc);
 
-/* Blocks until SIGTERM or SIGINT; v2g_running() turns 0 first. */
+/* Blocks until SIGTERM or SIGINT; v2g_running() turns 0 first, and the
+ * health probes are stopped (their arguments may be freed afterwards). */
 void v2g_service_wait(struct v2g_service *svc);
 
 /* 1 until shutdown starts. Worker loops poll it. */
