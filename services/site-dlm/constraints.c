@@ -933,7 +933,8 @@ size_t dlm_site_check(struct dlm_site *s, int64_t now_ms)
 			free(b);
 			return s->n_viol; /* keep the previous list */
 		}
-		memcpy(b, s->viol, s->n_viol * sizeof(*b));
+		if (s->n_viol)
+			memcpy(b, s->viol, s->n_viol * sizeof(*b));
 		free(s->viol);
 		free(s->viol_prev);
 		s->viol = b;

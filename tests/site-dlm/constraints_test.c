@@ -727,5 +727,5 @@ int main(void)
 		HCASE(test_validation),
 		HCASE(test_status_json),
 	};
-	return harness_main("constraints", cases, HARNESS_N(cases));
+	return harness_main("site-dlm-constraints", cases, HARNESS_N(cases));
 }

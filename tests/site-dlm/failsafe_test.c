@@ -267,5 +267,5 @@ int main(void)
 		HCASE(test_validation),      HCASE(test_heartbeat),
 		HCASE(test_many_stations),   HCASE(test_status_json),
 	};
-	return harness_main("failsafe", cases, HARNESS_N(cases));
+	return harness_main("site-dlm-failsafe", cases, HARNESS_N(cases));
 }

@@ -411,5 +411,5 @@ int main(void)
 		HCASE(test_bad_inputs_and_edges),
 		HCASE(test_status_json),
 	};
-	return harness_main("shedding", cases, HARNESS_N(cases));
+	return harness_main("site-dlm-shedding", cases, HARNESS_N(cases));
 }
