@@ -231,7 +231,8 @@ static void *telemetry_main(void *arg)
 				                       st->soc, st->ts_ms);
 			}
 			v2g_gauge_set(s->m_fleet, NULL, (double)disp_fleet_size(s->fleet));
-		} else {
+		} else if (env->body_case != V2G__V1__ENVELOPE__BODY_METERS) {
+			/* meter batches share this publisher: they are site-dlm's */
 			v2g_counter_inc(s->m_bad, "telemetry");
 		}
 		v2g_env_free(env);
