@@ -1,9 +1,10 @@
-/* Gateway wiring: MQTT callbacks feed two queues (states, acks); worker
- * threads drain them to the bus and InfluxDB; the command thread publishes
- * CommandBatches and reports their outcome. */
+/* Gateway wiring: MQTT callbacks feed three queues (states, meters, acks);
+ * worker threads drain them to the bus and InfluxDB; the command thread
+ * publishes CommandBatches (and reports their outcome) and SetpointBatches. */
 #include "gateway.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -24,6 +25,9 @@
 
 #define STATES_EARLY_FLUSH 5000  /* publish sooner past this many states */
 #define STATES_MAX         50000 /* pending states beyond are dropped */
+#define METERS_EARLY_FLUSH 5000  /* station + site meters */
+#define METERS_MAX         50000 /* of each kind */
+#define SETPOINT_MAX_BYTES 256
 #define ACKS_FLUSH_N       1000
 #define ACKS_FLUSH_MS      2
 #define ACKS_MAX           100000
@@ -55,6 +59,20 @@ struct report {
 	char *dispatch_id;
 	uint32_t published, failed;
 	int64_t last_ms;
+};
+
+/* Meters waiting for the next MeterBatch (swapped whole with a spare). */
+struct meter_queue {
+	struct vgw_station_meter *st;
+	size_t nst, cap_st;
+	struct vgw_site_meter *si;
+	size_t nsi, cap_si;
+};
+
+/* The paho context of every setpoint publish: outcomes are only counted. */
+struct setpoint_ctx {
+	struct vgw_mqtt_pending pending; /* first: paho hands this pointer back */
+	struct vgw_gateway *g;
 };
 
 /* A "1 line per second" log limiter. */
@@ -89,6 +107,8 @@ struct vgw_gateway {
 	V2g__V1__VehicleState **pb_ptrs;
 	size_t pb_cap, pb_ptrs_cap;
 	int64_t next_pull_mono;
+	/* fresh meters, same thread and window as states (under tmu) */
+	struct meter_queue meters, meters_spare;
 
 	/* outbox: acks (from paho) and publish reports, to bus.dispatch_in */
 	pthread_mutex_t omu;
@@ -109,12 +129,14 @@ struct vgw_gateway {
 	pthread_mutex_t bmu;
 	pthread_cond_t bcond;
 	struct cmd_batch *live;
+	struct setpoint_ctx setpoint_ctx;
 
 	struct rate_log bad_payload_log, bus_fail_log, bad_command_log;
 
 	struct v2g_metric *m_connected, *m_received, *m_rejected, *m_pub_ok, *m_pub_fail,
 	        *m_tel_batches, *m_states_dropped, *m_acks_fwd, *m_acks_dropped, *m_bus_fail,
-	        *m_cmd_batches, *m_cmd_seconds;
+	        *m_cmd_batches, *m_cmd_seconds, *m_meter_batches, *m_meters_dropped,
+	        *m_setpoints_ok, *m_setpoints_bad;
 };
 
 static void batches_lost(struct vgw_gateway *g);
@@ -167,6 +189,8 @@ static const char *kind_name(enum vgw_topic_kind k)
 	case VGW_TOPIC_STATE: return "state";
 	case VGW_TOPIC_ACK: return "ack";
 	case VGW_TOPIC_TELEMETRY: return "telemetry";
+	case VGW_TOPIC_STATION_METER: return "station_meter";
+	case VGW_TOPIC_SITE_METER: return "site_meter";
 	case VGW_TOPIC_OTHER: break;
 	}
 	return "other";
@@ -205,6 +229,38 @@ static void enqueue_state(struct vgw_gateway *g, const struct vgw_state *s)
 		v2g_counter_inc(g->m_states_dropped, NULL);
 }
 
+static size_t meters_pending(const struct vgw_gateway *g)
+{
+	return g->meters.nst + g->meters.nsi;
+}
+
+/* Queues one meter: st or si, the other NULL. */
+static void enqueue_meter(struct vgw_gateway *g, const struct vgw_station_meter *st,
+                          const struct vgw_site_meter *si)
+{
+	struct meter_queue *q = &g->meters;
+	int dropped = 0;
+	pthread_mutex_lock(&g->tmu);
+	if (st) {
+		if (q->nst >= METERS_MAX ||
+		    grow((void **)&q->st, &q->cap_st, q->nst + 1, sizeof(*st)))
+			dropped = 1;
+		else
+			q->st[q->nst++] = *st;
+	} else {
+		if (q->nsi >= METERS_MAX ||
+		    grow((void **)&q->si, &q->cap_si, q->nsi + 1, sizeof(*si)))
+			dropped = 1;
+		else
+			q->si[q->nsi++] = *si;
+	}
+	if (!dropped && meters_pending(g) == METERS_EARLY_FLUSH)
+		pthread_cond_signal(&g->tcond);
+	pthread_mutex_unlock(&g->tmu);
+	if (dropped)
+		v2g_counter_inc(g->m_meters_dropped, NULL);
+}
+
 static void enqueue_ack(struct vgw_gateway *g, const struct vgw_ack *a)
 {
 	int dropped = 0;
@@ -237,20 +293,47 @@ static void on_mqtt_message(void *arg, const char *topic, size_t tlen, const voi
 	struct vgw_payload_err err = { VGW_REJECT_NONE, "" };
 	int bad_id;
 
+	char station[VGW_ID_MAX + 1];
+
 	enum vgw_topic_kind kind =
 	        vgw_payload_classify(topic, tlen, c->state_prefix, c->ack_prefix,
 	                             c->pull ? c->response_prefix : NULL, id, &bad_id);
+	if (kind == VGW_TOPIC_OTHER)
+		kind = vgw_payload_classify_meter(topic, tlen, c->site_prefix, id, station,
+		                                  &bad_id);
 	if (kind == VGW_TOPIC_OTHER)
 		return;
 	v2g_counter_inc(g->m_received, kind_name(kind));
 	if (bad_id) {
 		reject_message(g, kind, topic, tlen, VGW_REJECT_BAD_TOPIC,
-		               "vehicle id must be 1-64 characters of [A-Za-z0-9_.:-]");
+		               kind == VGW_TOPIC_STATION_METER || kind == VGW_TOPIC_SITE_METER
+		                       ? "site and station ids must be 1-64 characters of "
+		                         "[A-Za-z0-9_.:-]"
+		                       : "vehicle id must be 1-64 characters of [A-Za-z0-9_.:-]");
 		return;
 	}
 
 	int64_t now = v2g_now_ms();
-	if (kind == VGW_TOPIC_ACK) {
+	if (kind == VGW_TOPIC_STATION_METER) {
+		struct vgw_station_meter m;
+		if (vgw_payload_decode_station_meter(payload, len, (size_t)c->max_payload_bytes,
+		                                     now, &m, &err)) {
+			reject_message(g, kind, topic, tlen, err.reason, err.msg);
+			return;
+		}
+		memcpy(m.site, id, sizeof(m.site));
+		memcpy(m.station, station, sizeof(m.station));
+		enqueue_meter(g, &m, NULL);
+	} else if (kind == VGW_TOPIC_SITE_METER) {
+		struct vgw_site_meter m;
+		if (vgw_payload_decode_site_meter(payload, len, (size_t)c->max_payload_bytes, now,
+		                                  &m, &err)) {
+			reject_message(g, kind, topic, tlen, err.reason, err.msg);
+			return;
+		}
+		memcpy(m.site, id, sizeof(m.site));
+		enqueue_meter(g, NULL, &m);
+	} else if (kind == VGW_TOPIC_ACK) {
 		struct vgw_ack a;
 		if (vgw_payload_decode_ack(payload, len, (size_t)c->max_payload_bytes, now, &a,
 		                           &err)) {
@@ -352,6 +435,101 @@ static void flush_states(struct vgw_gateway *g)
 	vgw_influx_add(g->influx, batch, n);
 }
 
+/* Fills ph from p and returns it, or NULL when has is 0 (not reported). */
+static V2g__V1__Phases *pb_phases(V2g__V1__Phases *ph, int has, const struct vgw_phases *p)
+{
+	if (!has)
+		return NULL;
+	v2g__v1__phases__init(ph);
+	ph->a = p->a;
+	ph->b = p->b;
+	ph->c = p->c;
+	return ph;
+}
+
+/* One MeterBatch of every queued meter. The protobuf scratch is per call:
+ * meters are far fewer than states. */
+static void publish_meters(struct vgw_gateway *g, const struct meter_queue *q)
+{
+	size_t nst = q->nst, nsi = q->nsi;
+	V2g__V1__StationMeter *st = calloc(nst ? nst : 1, sizeof(*st));
+	V2g__V1__StationMeter **stp = calloc(nst ? nst : 1, sizeof(*stp));
+	V2g__V1__SiteMeter *si = calloc(nsi ? nsi : 1, sizeof(*si));
+	V2g__V1__SiteMeter **sip = calloc(nsi ? nsi : 1, sizeof(*sip));
+	/* current and voltage of each meter */
+	V2g__V1__Phases *ph = calloc(2 * (nst + nsi) + 1, sizeof(*ph));
+
+	if (!st || !stp || !si || !sip || !ph) {
+		v2g_counter_add(g->m_meters_dropped, NULL, (double)(nst + nsi));
+		goto out;
+	}
+	V2g__V1__Phases *php = ph;
+	for (size_t i = 0; i < nst; i++) {
+		const struct vgw_station_meter *m = &q->st[i];
+		V2g__V1__StationMeter *p = &st[i];
+		v2g__v1__station_meter__init(p);
+		/* Borrowed strings: protobuf-c only reads them while packing. */
+		p->site = (char *)m->site;
+		p->station = (char *)m->station;
+		p->power_kw = m->power_kw;
+		p->current_a = pb_phases(php++, m->has_current, &m->current_a);
+		p->voltage_v = pb_phases(php++, m->has_voltage, &m->voltage_v);
+		p->temperature_c = m->temperature_c;
+		p->soc = m->soc;
+		p->status = (char *)m->status;
+		p->received_ms = m->received_ms;
+		stp[i] = p;
+	}
+	for (size_t i = 0; i < nsi; i++) {
+		const struct vgw_site_meter *m = &q->si[i];
+		V2g__V1__SiteMeter *p = &si[i];
+		v2g__v1__site_meter__init(p);
+		p->site = (char *)m->site;
+		p->power_kw = m->power_kw;
+		p->current_a = pb_phases(php++, m->has_current, &m->current_a);
+		p->voltage_v = pb_phases(php++, m->has_voltage, &m->voltage_v);
+		p->power_factor = m->power_factor;
+		p->frequency_hz = m->frequency_hz;
+		p->received_ms = m->received_ms;
+		sip[i] = p;
+	}
+	V2g__V1__MeterBatch batch = V2G__V1__METER_BATCH__INIT;
+	batch.n_stations = nst;
+	batch.stations = stp;
+	batch.n_sites = nsi;
+	batch.sites = sip;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	env.body_case = V2G__V1__ENVELOPE__BODY_METERS;
+	env.meters = &batch;
+	int rc = v2g_bus_send(g->pub, &env, 0);
+	if (rc)
+		bus_failed(g, "meters", rc);
+	else
+		v2g_counter_inc(g->m_meter_batches, NULL);
+out:
+	free(st);
+	free(stp);
+	free(si);
+	free(sip);
+	free(ph);
+}
+
+/* Takes every pending meter and publishes one MeterBatch. Called with the
+ * states, by the telemetry thread and once more after MQTT is closed. */
+static void flush_meters(struct vgw_gateway *g)
+{
+	pthread_mutex_lock(&g->tmu);
+	struct meter_queue q = g->meters;
+	g->meters = g->meters_spare;
+	g->meters.nst = g->meters.nsi = 0;
+	pthread_mutex_unlock(&g->tmu);
+	if (q.nst + q.nsi)
+		publish_meters(g, &q);
+	/* Only this function touches the spare, and never concurrently: the
+	 * telemetry thread is joined before the final flush. */
+	g->meters_spare = q;
+}
+
 static void send_pull_request(struct vgw_gateway *g)
 {
 	char id[37];
@@ -378,7 +556,8 @@ static void *telemetry_main(void *arg)
 	while (!g->tstop) {
 		int64_t now = v2g_mono_ms();
 		int pull_due = g->cfg->pull && now >= g->next_pull_mono;
-		if (now < next_flush && g->nstates < STATES_EARLY_FLUSH && !pull_due) {
+		if (now < next_flush && g->nstates < STATES_EARLY_FLUSH &&
+		    meters_pending(g) < METERS_EARLY_FLUSH && !pull_due) {
 			int64_t until = next_flush;
 			if (g->cfg->pull && g->next_pull_mono < until)
 				until = g->next_pull_mono;
@@ -388,6 +567,7 @@ static void *telemetry_main(void *arg)
 		pthread_mutex_unlock(&g->tmu);
 
 		flush_states(g);
+		flush_meters(g);
 		if (pull_due) {
 			send_pull_request(g);
 			g->next_pull_mono += pull_every;
@@ -402,6 +582,7 @@ static void *telemetry_main(void *arg)
 	}
 	pthread_mutex_unlock(&g->tmu);
 	flush_states(g);
+	flush_meters(g);
 	return NULL;
 }
 
@@ -699,6 +880,65 @@ out:
 	batch_unref(b);
 }
 
+static void setpoint_done(struct vgw_mqtt_pending *p, int ok)
+{
+	struct setpoint_ctx *ctx = (struct setpoint_ctx *)p;
+	if (ok) {
+		v2g_counter_inc(ctx->g->m_pub_ok, NULL);
+		v2g_counter_inc(ctx->g->m_setpoints_ok, NULL);
+	} else {
+		v2g_counter_inc(ctx->g->m_pub_fail, NULL);
+	}
+}
+
+static void bad_setpoint(struct vgw_gateway *g, const V2g__V1__Setpoint *sp, const char *msg)
+{
+	unsigned suppressed;
+	v2g_counter_inc(g->m_setpoints_bad, NULL);
+	v2g_counter_inc(g->m_pub_fail, NULL);
+	if (rate_log_ok(&g->bad_command_log, &suppressed))
+		v2g_warn("GW-BAD-SETPOINT",
+		         "setpoint for site %.64s station %.64s: %s (%u more since "
+		         "the last line)",
+		         sp->site ? sp->site : "", sp->station ? sp->station : "", msg, suppressed);
+}
+
+/* Publishes each setpoint of sb on {site_prefix}{site}/station/{station}/
+ * setpoint at mqtt.qos_command. Outcomes are counted, not reported: the
+ * next control cycle sends fresh setpoints anyway. */
+static void publish_setpoints(struct vgw_gateway *g, const V2g__V1__SetpointBatch *sb)
+{
+	const struct vgw_settings *c = g->cfg;
+	char topic[512], payload[SETPOINT_MAX_BYTES];
+
+	for (size_t i = 0; i < sb->n_setpoints; i++) {
+		const V2g__V1__Setpoint *sp = sb->setpoints[i];
+		size_t sl = sp->site ? strlen(sp->site) : 0;
+		size_t tl = sp->station ? strlen(sp->station) : 0;
+		if (!vgw_payload_id_valid(sp->site, sl) || !vgw_payload_id_valid(sp->station, tl)) {
+			bad_setpoint(g, sp, "invalid site or station id");
+			continue;
+		}
+		struct vgw_phases ph;
+		if (sp->phase_currents_a) {
+			ph.a = sp->phase_currents_a->a;
+			ph.b = sp->phase_currents_a->b;
+			ph.c = sp->phase_currents_a->c;
+		}
+		int n = vgw_payload_setpoint(sp->power_kw, sp->phase_currents_a ? &ph : NULL,
+		                             payload, sizeof(payload));
+		if (n < 0) {
+			bad_setpoint(g, sp, "power_kw or a phase current is not a number in range");
+			continue;
+		}
+		snprintf(topic, sizeof(topic), "%s%s/station/%s/setpoint", c->site_prefix, sp->site,
+		         sp->station);
+		if (vgw_mqtt_publish(g->mqtt, topic, payload, (size_t)n, c->qos_command, 0,
+		                     &g->setpoint_ctx.pending) != 0)
+			v2g_counter_inc(g->m_pub_fail, NULL); /* refused at once: no callback */
+	}
+}
+
 static void *command_main(void *arg)
 {
 	struct vgw_gateway *g = arg;
@@ -715,6 +955,8 @@ static void *command_main(void *arg)
 		}
 		if (env->body_case == V2G__V1__ENVELOPE__BODY_COMMANDS && env->commands)
 			publish_batch(g, env->commands);
+		else if (env->body_case == V2G__V1__ENVELOPE__BODY_SETPOINTS && env->setpoints)
+			publish_setpoints(g, env->setpoints);
 		else
 			v2g_warn("GW-BUS-UNEXPECTED",
 			         "bus.gateway_in: unexpected message (body %d) from %s",
@@ -747,10 +989,13 @@ static void register_metrics(struct vgw_gateway *g)
 	                            "MQTT messages received, by kind", "kind");
 	g->m_rejected = v2g_counter("mqtt_messages_rejected_total",
 	                            "MQTT messages dropped as invalid, by reason", "reason");
-	g->m_pub_ok = v2g_counter("mqtt_publish_success_total",
-	                          "Vehicle commands confirmed by the broker", NULL);
+	g->m_pub_ok =
+	        v2g_counter("mqtt_publish_success_total",
+	                    "Vehicle commands and station setpoints confirmed by the broker", NULL);
 	g->m_pub_fail = v2g_counter("mqtt_publish_failure_total",
-	                            "Vehicle commands that could not be published", NULL);
+	                            "Vehicle commands and station setpoints that could not be "
+	                            "published",
+	                            NULL);
 	g->m_tel_batches = v2g_counter("telemetry_batches_published_total",
 	                               "TelemetryBatch messages published on the bus", NULL);
 	g->m_states_dropped = v2g_counter("telemetry_states_dropped_total",
@@ -765,6 +1010,14 @@ static void register_metrics(struct vgw_gateway *g)
 	g->m_cmd_seconds = v2g_histogram("command_batch_publish_seconds",
 	                                 "From CommandBatch receipt to the last confirmation", NULL,
 	                                 v2g_latency_buckets, v2g_latency_nbuckets);
+	g->m_meter_batches = v2g_counter("meter_batches_published_total",
+	                                 "MeterBatch messages published on the bus", NULL);
+	g->m_meters_dropped =
+	        v2g_counter("meters_dropped_total", "Decoded meters dropped (queue full)", NULL);
+	g->m_setpoints_ok = v2g_counter("setpoints_published_total",
+	                                "Station setpoints confirmed by the broker", NULL);
+	g->m_setpoints_bad =
+	        v2g_counter("setpoints_invalid_total", "Setpoints skipped: bad ids or power", NULL);
 	v2g_gauge_set(g->m_connected, NULL, 0);
 }
 
@@ -803,14 +1056,16 @@ static int open_bus(struct vgw_gateway *g, const struct v2g_common_cfg *cc)
 static int open_mqtt(struct vgw_gateway *g)
 {
 	const struct vgw_settings *c = g->cfg;
-	char state[300], ack[300], tel[300];
-	const char *subs[3];
-	int qos[3];
+	char state[300], ack[300], tel[300], stmeter[300], simeter[300];
+	const char *subs[5];
+	int qos[5];
 	int n = 0;
 
 	snprintf(state, sizeof(state), "%s+/state", c->state_prefix);
 	snprintf(ack, sizeof(ack), "%s+/ack", c->ack_prefix);
 	snprintf(tel, sizeof(tel), "%s+/telemetry", c->response_prefix);
+	snprintf(stmeter, sizeof(stmeter), "%s+/station/+/meter", c->site_prefix);
+	snprintf(simeter, sizeof(simeter), "%s+/meter", c->site_prefix);
 	/* Telemetry is periodic, the next state replaces a lost one: QoS 0.
 	 * Acks decide dispatches: mqtt.qos_ack. */
 	subs[n] = state;
@@ -821,6 +1076,11 @@ static int open_mqtt(struct vgw_gateway *g)
 		subs[n] = tel;
 		qos[n++] = 0;
 	}
+	/* Meters are periodic too. */
+	subs[n] = stmeter;
+	qos[n++] = 0;
+	subs[n] = simeter;
+	qos[n++] = 0;
 	struct vgw_mqtt_opts o = {
 		.broker = c->broker,
 		.client_id = c->client_id,
@@ -896,6 +1156,8 @@ int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
 	v2g_cond_init_mono(&g->ocond);
 	v2g_cond_init_mono(&g->bcond);
 	atomic_init(&g->cstop, 0);
+	g->setpoint_ctx.pending.done = setpoint_done;
+	g->setpoint_ctx.g = g;
 	g->next_pull_mono = v2g_mono_ms() + 1000; /* first request once connected, roughly */
 	register_metrics(g);
 
@@ -981,8 +1243,10 @@ void vgw_gateway_drain(struct vgw_gateway *g)
 	fail_live_batches(g);
 	/* 3. what arrived meanwhile: states to bus + InfluxDB queue, acks and
 	 *    reports by the outbox's last round. */
-	if (g->influx)
+	if (g->influx) {
 		flush_states(g);
+		flush_meters(g);
+	}
 	if (g->othread_on) {
 		pthread_mutex_lock(&g->omu);
 		g->ostop = 1;
@@ -1026,6 +1290,10 @@ void vgw_gateway_free(struct vgw_gateway *g)
 	free(g->acks_spare);
 	free(g->pb_states);
 	free(g->pb_ptrs);
+	free(g->meters.st);
+	free(g->meters.si);
+	free(g->meters_spare.st);
+	free(g->meters_spare.si);
 	pthread_mutex_destroy(&g->tmu);
 	pthread_mutex_destroy(&g->omu);
 	pthread_mutex_destroy(&g->bmu);

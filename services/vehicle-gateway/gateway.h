@@ -1,10 +1,11 @@
 /* The vehicle gateway: MQTT edge <-> bus wiring.
  *
- * Threads: paho's (decode and enqueue only), telemetry (TelemetryBatch on
- * bus.telemetry every telemetry.batch_ms, points to InfluxDB, pull-mode
- * requests), outbox (AckBatch and PublishReport to bus.dispatch_in), commands
- * (CommandBatch from bus.gateway_in -> MQTT), the InfluxDB writer, and the
- * REP server on bus.gateway.
+ * Threads: paho's (decode and enqueue only), telemetry (TelemetryBatch and,
+ * as a separate envelope, MeterBatch on bus.telemetry every
+ * telemetry.batch_ms, points to InfluxDB, pull-mode requests), outbox
+ * (AckBatch and PublishReport to bus.dispatch_in), commands (CommandBatch
+ * and SetpointBatch from bus.gateway_in -> MQTT), the InfluxDB writer, and
+ * the REP server on bus.gateway.
  *
  * Lifecycle, around the service's own:
  *   vgw_gateway_start(&g, &svc, &cfg);   before v2g_service_start_http

@@ -102,6 +102,52 @@ enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len, const ch
 	return VGW_TOPIC_OTHER;
 }
 
+enum vgw_topic_kind vgw_payload_classify_meter(const char *topic, size_t len,
+                                               const char *site_prefix, char site[VGW_ID_MAX + 1],
+                                               char station[VGW_ID_MAX + 1], int *bad_id)
+{
+	static const char st_mid[] = "/station/", st_end[] = "/meter", si_end[] = "/meter";
+	size_t pl = strlen(site_prefix);
+
+	*bad_id = 0;
+	if (len <= pl || memcmp(topic, site_prefix, pl) != 0)
+		return VGW_TOPIC_OTHER;
+	const char *p = topic + pl, *end = topic + len;
+	const char *slash = memchr(p, '/', (size_t)(end - p));
+	if (!slash)
+		return VGW_TOPIC_OTHER;
+	size_t sitelen = (size_t)(slash - p);
+	size_t rest = (size_t)(end - slash);
+	enum vgw_topic_kind kind;
+	const char *stid = NULL;
+	size_t stlen = 0;
+
+	if (rest == sizeof(si_end) - 1 && memcmp(slash, si_end, rest) == 0) {
+		kind = VGW_TOPIC_SITE_METER;
+	} else if (rest >= sizeof(st_mid) - 1 + sizeof(st_end) - 1 &&
+	           memcmp(slash, st_mid, sizeof(st_mid) - 1) == 0 &&
+	           memcmp(end - (sizeof(st_end) - 1), st_end, sizeof(st_end) - 1) == 0) {
+		stid = slash + sizeof(st_mid) - 1;
+		stlen = (size_t)(end - (sizeof(st_end) - 1) - stid);
+		/* The subscription is +/station/+/meter: one level each. */
+		if (memchr(stid, '/', stlen))
+			return VGW_TOPIC_OTHER;
+		kind = VGW_TOPIC_STATION_METER;
+	} else {
+		return VGW_TOPIC_OTHER;
+	}
+	if (!vgw_payload_id_valid(p, sitelen) ||
+	    (kind == VGW_TOPIC_STATION_METER && !vgw_payload_id_valid(stid, stlen))) {
+		*bad_id = 1;
+		return kind;
+	}
+	memcpy(site, p, sitelen);
+	site[sitelen] = '\0';
+	memcpy(station, stid ? stid : "", stlen);
+	station[stlen] = '\0';
+	return kind;
+}
+
 /* --- field helpers ------------------------------------------------------- */
 
 /* A member that is absent or JSON null counts as absent. */
@@ -156,6 +202,40 @@ static int get_int32(json_t *o, const char *key, int32_t def, int32_t *out,
 	if (i < INT32_MIN || i > INT32_MAX)
 		return reject(err, VGW_REJECT_BAD_FIELD, "%s: out of range", key);
 	*out = (int32_t)i;
+	return 0;
+}
+
+/* An optional {"A":..,"B":..,"C":..} object of numbers in min..max; absent
+ * phases (and an absent object) are NaN. */
+static int get_phases(json_t *o, const char *key, double min, double max, int *has,
+                      struct vgw_phases *out, struct vgw_payload_err *err)
+{
+	static const char *const names[] = { "A", "B", "C" };
+	double *dst[] = { &out->a, &out->b, &out->c };
+	json_t *v = member(o, key);
+
+	out->a = out->b = out->c = NAN;
+	*has = 0;
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		return reject(err, VGW_REJECT_BAD_FIELD, "%s: must be an object of phases A, B, C",
+		              key);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *x = member(v, names[i]);
+		if (!x)
+			continue;
+		if (!json_is_number(x))
+			return reject(err, VGW_REJECT_BAD_FIELD, "%s.%s: must be a number", key,
+			              names[i]);
+		double d = json_number_value(x);
+		if (!(d >= min && d <= max))
+			return reject(err, VGW_REJECT_BAD_FIELD,
+			              "%s.%s: must be between %g and %g, got %g", key, names[i],
+			              min, max, d);
+		*dst[i] = d;
+	}
+	*has = 1;
 	return 0;
 }
 
@@ -295,6 +375,58 @@ out:
 	return rc;
 }
 
+#define METER_KW_MAX 10000.0
+#define METER_A_MAX  5000.0
+#define METER_V_MAX  1000.0
+
+int vgw_payload_decode_station_meter(const void *payload, size_t len, size_t max_len,
+                                     int64_t now_ms, struct vgw_station_meter *out,
+                                     struct vgw_payload_err *err)
+{
+	json_t *o;
+	int rc = load_object(payload, len, max_len, &o, err);
+	if (rc)
+		return rc;
+
+	if ((rc = get_number(o, "power_kw", 1, 0, -METER_KW_MAX, METER_KW_MAX, &out->power_kw,
+	                     err)) ||
+	    (rc = get_phases(o, "current_a", 0, METER_A_MAX, &out->has_current, &out->current_a,
+	                     err)) ||
+	    (rc = get_phases(o, "voltage_v", 0, METER_V_MAX, &out->has_voltage, &out->voltage_v,
+	                     err)) ||
+	    (rc = get_number(o, "temperature_c", 0, NAN, -50, 200, &out->temperature_c, err)) ||
+	    (rc = get_number(o, "soc", 0, NAN, 0, 100, &out->soc, err)) ||
+	    (rc = get_string(o, "status", 0, "", out->status, sizeof(out->status), err)))
+		goto out;
+	out->received_ms = now_ms;
+out:
+	json_decref(o);
+	return rc;
+}
+
+int vgw_payload_decode_site_meter(const void *payload, size_t len, size_t max_len, int64_t now_ms,
+                                  struct vgw_site_meter *out, struct vgw_payload_err *err)
+{
+	json_t *o;
+	int rc = load_object(payload, len, max_len, &o, err);
+	if (rc)
+		return rc;
+
+	if ((rc = get_number(o, "power_kw", 1, 0, -METER_KW_MAX, METER_KW_MAX, &out->power_kw,
+	                     err)) ||
+	    (rc = get_phases(o, "current_a", 0, METER_A_MAX, &out->has_current, &out->current_a,
+	                     err)) ||
+	    (rc = get_phases(o, "voltage_v", 0, METER_V_MAX, &out->has_voltage, &out->voltage_v,
+	                     err)) ||
+	    (rc = get_number(o, "power_factor", 0, NAN, -1, 1, &out->power_factor, err)) ||
+	    (rc = get_number(o, "frequency_hz", 0, NAN, 40, 70, &out->frequency_hz, err)))
+		goto out;
+	out->received_ms = now_ms;
+out:
+	json_decref(o);
+	return rc;
+}
+
 /* --- encoders ----------------------------------------------------------- */
 
 const char *vgw_signal_type_name(int type)
@@ -381,6 +513,43 @@ void vgw_cmd_enc_fini(struct vgw_cmd_enc *e)
 	free(e->prefix);
 	e->prefix = NULL;
 	e->prefix_len = 0;
+}
+
+/* Sets key to v; 0, or -1 when v is out of range or jansson fails. */
+static int set_real(json_t *o, const char *key, double v, double min, double max)
+{
+	if (!(v >= min && v <= max))
+		return -1;
+	return json_object_set_new(o, key, json_real(v)) ? -1 : 0;
+}
+
+int vgw_payload_setpoint(double power_kw, const struct vgw_phases *phase_currents, char *buf,
+                         size_t len)
+{
+	int n = -1;
+	json_t *o = json_object();
+	if (!o || set_real(o, "power_kw", power_kw, -METER_KW_MAX, METER_KW_MAX))
+		goto out;
+	if (phase_currents) {
+		const char *names[] = { "A", "B", "C" };
+		double v[] = { phase_currents->a, phase_currents->b, phase_currents->c };
+		json_t *ph = json_object();
+		if (!ph || json_object_set_new(o, "phase_currents_a", ph))
+			goto out;
+		for (size_t i = 0; i < 3; i++)
+			if (!isnan(v[i]) && set_real(ph, names[i], v[i], 0, METER_A_MAX))
+				goto out;
+	}
+	/* 15 digits: 7.2 stays "7.2", not 7.2000000000000002. */
+	size_t need = json_dumpb(o, buf, len,
+	                         JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+	if (need == 0 || need >= len)
+		goto out;
+	buf[need] = '\0';
+	n = (int)need;
+out:
+	json_decref(o);
+	return n;
 }
 
 char *vgw_payload_pull_request(const char *request_id)

@@ -1,4 +1,5 @@
-/* MQTT payloads of the vehicle contract: pure decoding and encoding, no I/O.
+/* MQTT payloads of the vehicle and site (DLM) contracts: pure decoding and
+ * encoding, no I/O.
  *
  * Decoders take the raw bytes of one message and fill a caller-provided
  * struct (fixed-size strings, nothing to free). On rejection they return
@@ -13,6 +14,7 @@
 #define VGW_ID_MAX     64  /* vehicle id: 1..64 of [A-Za-z0-9_.:-] */
 #define VGW_STR_MAX    128 /* segment, fleet_id, site, cluster, ids */
 #define VGW_REASON_MAX 256 /* ack reason; longer ones are truncated */
+#define VGW_STATUS_MAX 32  /* station meter status */
 
 /* Why a message was dropped; the label of mqtt_messages_rejected_total. */
 enum vgw_reject {
@@ -62,6 +64,41 @@ enum vgw_topic_kind {
 	VGW_TOPIC_STATE,
 	VGW_TOPIC_ACK,
 	VGW_TOPIC_TELEMETRY,
+	VGW_TOPIC_STATION_METER, /* {site_prefix}{site}/station/{station}/meter */
+	VGW_TOPIC_SITE_METER,    /* {site_prefix}{site}/meter */
+};
+
+/* Per-phase values; a phase not reported is NaN. */
+struct vgw_phases {
+	double a, b, c;
+};
+
+/* site/{site}/station/{station}/meter. */
+struct vgw_station_meter {
+	char site[VGW_ID_MAX + 1];
+	char station[VGW_ID_MAX + 1];
+	double power_kw;             /* -10000..10000 */
+	int has_current;             /* current_a was an object (its phases may be NaN) */
+	struct vgw_phases current_a; /* 0..5000 A */
+	int has_voltage;
+	struct vgw_phases voltage_v;     /* 0..1000 V */
+	double temperature_c;            /* -50..200, NaN when not reported */
+	double soc;                      /* 0..100, NaN when not reported */
+	char status[VGW_STATUS_MAX + 1]; /* "" when not reported */
+	int64_t received_ms;
+};
+
+/* site/{site}/meter. */
+struct vgw_site_meter {
+	char site[VGW_ID_MAX + 1];
+	double power_kw;
+	int has_current;
+	struct vgw_phases current_a;
+	int has_voltage;
+	struct vgw_phases voltage_v;
+	double power_factor; /* -1..1, NaN when not reported */
+	double frequency_hz; /* 40..70, NaN when not reported */
+	int64_t received_ms;
 };
 
 /* 1 if id[0..len) is a valid vehicle id. */
@@ -81,6 +118,24 @@ int vgw_payload_topic_id(const char *topic, size_t len, const char *prefix, cons
 enum vgw_topic_kind vgw_payload_classify(const char *topic, size_t len, const char *state_prefix,
                                          const char *ack_prefix, const char *resp_prefix,
                                          char out[VGW_ID_MAX + 1], int *bad_id);
+
+/* Classifies a topic under site_prefix: a station meter
+ * ({site}/station/{station}/meter, both ids in site and station) or a site
+ * meter ({site}/meter, station set to ""). Site and station ids follow the
+ * vehicle id rule; *bad_id is set when the shape matched but an id is
+ * invalid. Returns VGW_TOPIC_OTHER for anything else. */
+enum vgw_topic_kind vgw_payload_classify_meter(const char *topic, size_t len,
+                                               const char *site_prefix, char site[VGW_ID_MAX + 1],
+                                               char station[VGW_ID_MAX + 1], int *bad_id);
+
+/* Decode a station or site meter payload into *out (every field but the
+ * ids from the topic); received_ms = now_ms. Unknown members are ignored.
+ * Returns 0, V2G_ERR_TOOBIG or V2G_ERR_INVAL with *err filled. */
+int vgw_payload_decode_station_meter(const void *payload, size_t len, size_t max_len,
+                                     int64_t now_ms, struct vgw_station_meter *out,
+                                     struct vgw_payload_err *err);
+int vgw_payload_decode_site_meter(const void *payload, size_t len, size_t max_len, int64_t now_ms,
+                                  struct vgw_site_meter *out, struct vgw_payload_err *err);
 
 /* Decodes a state or telemetry payload into *out (every field but
  * vehicle_id). max_len is mqtt.max_payload_bytes; now_ms the receive time,
@@ -119,6 +174,14 @@ int vgw_cmd_enc_init(struct vgw_cmd_enc *e, const char *dispatch_id, int signal_
  * or -1 when power_kw is not finite or buf is too small. */
 int vgw_cmd_enc_command(const struct vgw_cmd_enc *e, double power_kw, char *buf, size_t len);
 void vgw_cmd_enc_fini(struct vgw_cmd_enc *e); /* safe on a zeroed struct */
+
+/* Writes the setpoint payload {"power_kw":..,"phase_currents_a":{"A":..,
+ * "B":..,"C":..}} into buf, NUL-terminated. phase_currents NULL (DC) omits
+ * phase_currents_a; a NaN phase is omitted. Returns the length, or -1 when
+ * power_kw is not a finite number in -10000..10000, a phase current is
+ * not NaN and not in 0..5000, or buf is too small. */
+int vgw_payload_setpoint(double power_kw, const struct vgw_phases *phase_currents, char *buf,
+                         size_t len);
 
 /* {"request_id":"<id>"}; the caller frees the string with free(). */
 char *vgw_payload_pull_request(const char *request_id);

@@ -35,6 +35,9 @@ const struct v2g_cfg_item vgw_settings_items[] = {
 	  "command topics are <prefix>{id}/command" },
 	{ "mqtt.ack_topic_prefix", V2G_CFG_STRING, S(ack_prefix), 0, 256, "vehicle/", NULL,
 	  "ack topics are <prefix>{id}/ack" },
+	{ "mqtt.site_topic_prefix", V2G_CFG_STRING, S(site_prefix), 0, 256, "site/", NULL,
+	  "site DLM topics: <prefix>{site}/meter, <prefix>{site}/station/{station}/meter "
+	  "and .../setpoint" },
 	{ "mqtt.max_payload_bytes", V2G_CFG_INT, S(max_payload_bytes), 64, 1048576, "16384", NULL,
 	  "larger payloads are dropped and counted" },
 	{ "mqtt.reconnect_min_ms", V2G_CFG_INT, S(reconnect_min_ms), 10, 600000, "200", NULL,
@@ -116,6 +119,7 @@ int vgw_settings_check(struct vgw_settings *s, char *err, size_t errlen)
 	    (rc = check_topic("mqtt.state_topic_prefix", s->state_prefix, err, errlen)) ||
 	    (rc = check_topic("mqtt.command_topic_prefix", s->command_prefix, err, errlen)) ||
 	    (rc = check_topic("mqtt.ack_topic_prefix", s->ack_prefix, err, errlen)) ||
+	    (rc = check_topic("mqtt.site_topic_prefix", s->site_prefix, err, errlen)) ||
 	    (rc = check_topic("telemetry.request_topic", s->request_topic, err, errlen)) ||
 	    (rc = check_topic("telemetry.response_topic_prefix", s->response_prefix, err, errlen)))
 		return rc;

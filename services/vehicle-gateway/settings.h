@@ -23,6 +23,7 @@ struct vgw_settings {
 	char *state_prefix;
 	char *command_prefix;
 	char *ack_prefix;
+	char *site_prefix; /* site DLM: meters in, setpoints out */
 	int max_payload_bytes;
 	int reconnect_min_ms;
 	int reconnect_max_ms;
