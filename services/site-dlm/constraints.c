@@ -4,6 +4,7 @@
  * strings); each feeder keeps the running sum of its stations' power so that
  * no query walks the stations. */
 #include "constraints.h"
+#include "phase.h"
 
 #include <math.h>
 #include <search.h>
@@ -144,20 +145,6 @@ double dlm_kw_to_current(int phases, double voltage_v, double power_kw, double p
 		return 0;
 	double k = phases == 3 ? SQRT3 : 1.0;
 	return power_kw * 1000.0 / (k * voltage_v * pf);
-}
-
-double dlm_phase_imbalance(const double *current_a, int n)
-{
-	if (n <= 0)
-		return 0;
-	double lo = current_a[0], hi = current_a[0];
-	for (int i = 1; i < n; i++) {
-		if (current_a[i] < lo)
-			lo = current_a[i];
-		if (current_a[i] > hi)
-			hi = current_a[i];
-	}
-	return hi > 0 ? (hi - lo) / hi : 0;
 }
 
 /* ---- defaults and validation ---- */
@@ -823,7 +810,7 @@ static void check_service(struct dlm_site *s)
 			         PHASE_NAMES[p], i, c->max_current_a);
 	}
 	if (c->phases == 3 && all_currents) {
-		double imb = dlm_phase_imbalance(m->current_a, 3);
+		double imb = dlm_phase_imbalance(m->current_a, DLM_IMBALANCE_OF_MAX);
 		if (imb > c->max_imbalance) {
 			int crit = imb > 2 * c->max_imbalance;
 			add_viol(s, DLM_VIOL_PHASE_IMBALANCE,
@@ -1040,7 +1027,9 @@ static json_t *service_json(const struct dlm_site *s)
 		        "{s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "power_kw", num(m->power_kw), "current_a",
 		        cur, "voltage_v", volt, "power_factor", num(m->power_factor),
 		        "frequency_hz", num(m->frequency_hz), "imbalance",
-		        c->phases == 3 ? num(dlm_phase_imbalance(m->current_a, 3)) : json_real(0),
+		        c->phases == 3
+		                ? num(dlm_phase_imbalance(m->current_a, DLM_IMBALANCE_OF_MAX))
+		                : json_real(0),
 		        "updated_ms", (json_int_t)s->meas_ms);
 	}
 	return json_pack("{s:o,s:o}", "config", cfg, "measurements", meas);

@@ -110,8 +110,8 @@ struct dlm_transformer_cfg dlm_transformer_defaults(void);
 double dlm_current_to_kw(int phases, double voltage_v, double current_a, double pf);
 /* The inverse; 0 when voltage or pf is not positive. */
 double dlm_kw_to_current(int phases, double voltage_v, double power_kw, double pf);
-/* (max - min) / max of n currents (0 when max <= 0). */
-double dlm_phase_imbalance(const double *current_a, int n);
+/* Phase imbalance: dlm_phase_imbalance(currents, DLM_IMBALANCE_OF_MAX) of
+ * phase.h, (max - min) / max. */
 
 /* A site with the default service, no feeders, no transformers, no
  * measurements. NULL on allocation failure. */

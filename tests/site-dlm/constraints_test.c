@@ -11,6 +11,7 @@
 
 #include "../harness/harness.h"
 #include "../../services/site-dlm/constraints.h"
+#include "../../services/site-dlm/phase.h"
 #include "v2g/err.h"
 
 /* The guide's measurement example. */
@@ -104,10 +105,10 @@ static void test_conversions(void)
 	CHECK_NEAR(dlm_kw_to_current(3, 0, 10, 1.0), 0, 0);
 	/* the guide's currents: (260 - 250) / 260 = 3.85 % (max - min over max) */
 	double cur[3] = { 250, 260, 255 };
-	CHECK_NEAR(dlm_phase_imbalance(cur, 3), 10.0 / 260.0, 1e-12);
-	CHECK_NEAR(dlm_phase_imbalance(cur, 3), 0.0385, 0.0001);
+	CHECK_NEAR(dlm_phase_imbalance(cur, DLM_IMBALANCE_OF_MAX), 10.0 / 260.0, 1e-12);
+	CHECK_NEAR(dlm_phase_imbalance(cur, DLM_IMBALANCE_OF_MAX), 0.0385, 0.0001);
 	double zero[3] = { 0, 0, 0 };
-	CHECK_NEAR(dlm_phase_imbalance(zero, 3), 0, 0);
+	CHECK_NEAR(dlm_phase_imbalance(zero, DLM_IMBALANCE_OF_MAX), 0, 0);
 }
 
 static void test_nec_power_limit_no_load(void)

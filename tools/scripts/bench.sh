@@ -36,7 +36,7 @@ trap stop_stack EXIT
 trap 'exit 130' INT TERM
 
 # The dispatch library first: no stack needed.
-for tool in v2g-bench-dispatch v2g-bench-lp v2g-bench-fleet; do
+for tool in v2g-bench-dispatch v2g-bench-lp v2g-bench-fleet v2g-bench-dlm; do
     if [[ ! -x "$BIN_DIR/$tool" ]]; then
         echo "bench: missing $BIN_DIR/$tool (run make)" >&2
         exit 1
@@ -44,6 +44,8 @@ for tool in v2g-bench-dispatch v2g-bench-lp v2g-bench-fleet; do
 done
 echo "bench: dispatch strategies (one core, scoring + selection + allocation)"
 "$BIN_DIR/v2g-bench-dispatch"
+echo "bench: site DLM control loop (computation per cycle)"
+"$BIN_DIR/v2g-bench-dlm"
 echo "bench: fleet view memory"
 "$BIN_DIR/v2g-bench-fleet"
 echo "bench: LP (greedy over the site hierarchy) next to glpsol; BENCH_GLPSOL_MAX=$BENCH_GLPSOL_MAX vehicles at most go through glpsol"
