@@ -250,11 +250,3 @@ size_t disp_fleet_names(struct disp_fleet *f)
 	pthread_rwlock_unlock(&f->lock);
 	return n;
 }
-
-const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx)
-{
-	pthread_rwlock_rdlock(&f->lock);
-	const char *s = idx < f->nnames ? f->name_tab[idx] : "";
-	pthread_rwlock_unlock(&f->lock);
-	return s;
-}

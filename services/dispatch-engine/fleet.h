@@ -17,7 +17,7 @@ struct disp_vehicle {
 	uint8_t available;
 	int32_t priority;
 	float soc, max_power_kw, tariff, battery_kwh, power_kw;
-	uint16_t site, segment, fleet, cluster; /* interned, see disp_fleet_name */
+	uint16_t site, segment, fleet, cluster; /* interned names (disp_fleet_intern) */
 	int64_t ts_ms;                          /* state time (payload ts or receive time) */
 };
 
@@ -76,7 +76,5 @@ uint16_t disp_fleet_intern(struct disp_fleet *f, const char *name);
 /* How many names are interned (every interned index is below it). */
 size_t disp_fleet_names(struct disp_fleet *f);
 
-/* Name of an interned site/segment/fleet/cluster index ("" for 0). */
-const char *disp_fleet_name(struct disp_fleet *f, uint16_t idx);
 
 #endif
