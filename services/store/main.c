@@ -12,7 +12,8 @@
 #include "v2g/service.h"
 #include "writer.h"
 
-/* Queued decisions keep being written this long after SIGTERM. */
+/* Queued decisions and audit events keep being written this long after
+ * SIGTERM. */
 #define DRAIN_MS 10000
 
 static int ready(void *arg)
@@ -45,7 +46,8 @@ int main(int argc, char **argv)
 	v2g_service_set_check(check_settings);
 	v2g_service_init(&svc, "store", "store.health_port", 9105, argc, argv, store_cfg_items,
 	                 store_cfg_nitems, &cfg);
-	v2g_info("STORE-START", "store starting: decisions on %s, queries on %s, %d connections",
+	v2g_info("STORE-START",
+	         "store starting: decisions and audit events on %s, queries on %s, %d connections",
 	         svc.common.bus_store_in, svc.common.bus_store, cfg.pool_size);
 
 	store_db_init(&health_db, cfg.dsn, "health", 0);

@@ -46,6 +46,26 @@ const struct store_migration store_migrations[] = {
 	  " acked_at timestamptz NULL,"
 	  " PRIMARY KEY (dispatch_id, vehicle_id, round));"
 	  "CREATE INDEX allocations_vehicle_idx ON allocations (vehicle_id, dispatch_id);" },
+	/* Audit events (DLM guide 1.7) from every service's audit sink. ts is
+	 * the event's time; received_at and seq record arrival (seq orders
+	 * the events of one batch, which share received_at). */
+	{ 2, "audit log",
+	  "CREATE TABLE audit_log ("
+	  " id uuid PRIMARY KEY,"
+	  " ts timestamptz NOT NULL,"
+	  " category text NOT NULL,"
+	  " action text NOT NULL,"
+	  " actor_type text,"
+	  " actor_id text,"
+	  " actor_name text,"
+	  " target text,"
+	  " success boolean,"
+	  " details jsonb,"
+	  " service text," /* the sending service (Envelope.sender) */
+	  " received_at timestamptz NOT NULL DEFAULT now(),"
+	  " seq bigint GENERATED ALWAYS AS IDENTITY);"
+	  "CREATE INDEX audit_log_ts_idx ON audit_log (ts);"
+	  "CREATE INDEX audit_log_category_ts_idx ON audit_log (category, ts);" },
 };
 
 const size_t store_nmigrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

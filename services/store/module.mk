@@ -1,5 +1,5 @@
-# v2g-store: the only writer of PostgreSQL (dispatch decisions, allocations)
-# and the query server for the dispatch logs.
+# v2g-store: the only writer of PostgreSQL (dispatch decisions, allocations,
+# the audit log) and the query server for the dispatch logs and the audit log.
 $(eval $(call SERVICE,store,-lpq))
 
 # libpq's header lives under /usr/include/postgresql on Debian.

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auditlog.h"
 #include "convert.h"
 #include "db.h"
 #include "logquery.h"
@@ -310,6 +311,106 @@ out:
 	return rc;
 }
 
+/* --- audit_query ------------------------------------------------------ */
+
+static int audit_query(PGconn *conn, const void *ctx, struct v2g_bus_reply *rep, char *err,
+                       size_t len)
+{
+	const struct store_auditq *aq = ctx;
+	PGresult *r = NULL;
+	char **json = NULL;
+	size_t n = 0, k = 0;
+	V2g__V1__AuditReply reply = V2G__V1__AUDIT_REPLY__INIT;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	int rc;
+
+	if ((rc = select_rows(conn, aq->sql, aq->nparams, aq->values, &r, err, len)) != 0)
+		return rc;
+	n = (size_t)PQntuples(r);
+	json = calloc(n ? n : 1, sizeof *json);
+	if (!json) {
+		snprintf(err, len, "out of memory");
+		rc = V2G_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *v[STORE_AUDIT_NSELECT];
+		int null[STORE_AUDIT_NSELECT];
+		struct v2g_audit_event ev;
+		for (int c = 0; c < STORE_AUDIT_NSELECT; c++) {
+			v[c] = PQgetvalue(r, (int)i, c);
+			null[c] = PQgetisnull(r, (int)i, c);
+		}
+		int bad = store_audit_event_from_row(v, null, &ev);
+		if (bad) {
+			/* Only a row written by something else than the store gets here. */
+			v2g_warn("STORE-AUDIT-BAD-ROW", "audit_log row %s skipped: %s", v[0],
+			         v2g_strerror(bad));
+			continue;
+		}
+		json[k] = v2g_audit_event_encode(&ev);
+		v2g_audit_event_fini(&ev);
+		if (!json[k]) {
+			snprintf(err, len, "out of memory");
+			rc = V2G_ERR_NOMEM;
+			goto out;
+		}
+		k++;
+	}
+	reply.n_events_json = k;
+	reply.events_json = json;
+	env.body_case = V2G__V1__ENVELOPE__BODY_AUDIT_REPLY;
+	env.audit_reply = &reply;
+	v2g_bus_reply_send(rep, &env);
+out:
+	for (size_t i = 0; i < k; i++)
+		free(json[i]);
+	free(json);
+	PQclear(r);
+	return rc;
+}
+
+/* --- audit_stats_query ------------------------------------------------ */
+
+static int audit_stats(PGconn *conn, const void *ctx, struct v2g_bus_reply *rep, char *err,
+                       size_t len)
+{
+	const struct store_audit_statsq *sq = ctx;
+	PGresult *r = NULL;
+	struct v2g_audit_stats st;
+	uint64_t by_cat[V2G_AUDIT_NCATEGORIES], by_day[V2G_AUDIT_STATS_MAX_DAYS];
+	V2g__V1__AuditStatsReply reply = V2G__V1__AUDIT_STATS_REPLY__INIT;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	int rc;
+
+	if ((rc = select_rows(conn, store_audit_stats_sql, 3, sq->values, &r, err, len)) != 0)
+		return rc;
+	memset(&st, 0, sizeof st);
+	st.days = sq->days;
+	st.from_ms = sq->from_ms;
+	for (int i = 0; i < PQntuples(r); i++)
+		store_audit_stats_add(&st, col_str(r, i, 0), col_int(r, i, 1),
+		                      (uint64_t)col_int(r, i, 2), (uint64_t)col_int(r, i, 3));
+	PQclear(r);
+
+	for (int i = 0; i < V2G_AUDIT_NCATEGORIES; i++)
+		by_cat[i] = st.by_category[i];
+	for (int i = 0; i < st.days; i++)
+		by_day[i] = st.by_day[i];
+	reply.days = (uint32_t)st.days;
+	reply.from_ms = st.from_ms;
+	reply.total = st.total;
+	reply.failures = st.failures;
+	reply.n_by_category = V2G_AUDIT_NCATEGORIES;
+	reply.by_category = by_cat;
+	reply.n_by_day = (size_t)st.days;
+	reply.by_day = by_day;
+	env.body_case = V2G__V1__ENVELOPE__BODY_AUDIT_STATS_REPLY;
+	env.audit_stats_reply = &reply;
+	v2g_bus_reply_send(rep, &env);
+	return 0;
+}
+
 /* --- dispatching ------------------------------------------------------ */
 
 static void fail(struct store_query *q, struct v2g_bus_reply *rep, int code, const char *msg)
@@ -383,6 +484,32 @@ void store_query_handle(void *arg, const v2g_env *req, struct v2g_bus_reply *rep
 		} else {
 			run(q, log_query, &lq, rep, type);
 		}
+		break;
+	}
+	case V2G__V1__ENVELOPE__BODY_AUDIT_QUERY: {
+		type = "audit_query";
+		v2g_counter_inc(q->m_queries, type);
+		struct store_auditq aq;
+		if (!req->audit_query)
+			fail(q, rep, 400, "audit_query: missing");
+		else if (store_auditq_build(req->audit_query, &aq, err, sizeof err) != 0)
+			fail(q, rep, 400, err);
+		else
+			run(q, audit_query, &aq, rep, type);
+		break;
+	}
+	case V2G__V1__ENVELOPE__BODY_AUDIT_STATS_QUERY: {
+		type = "audit_stats";
+		v2g_counter_inc(q->m_queries, type);
+		struct store_audit_statsq sq;
+		const V2g__V1__AuditStatsQuery *a = req->audit_stats_query;
+		if (!a)
+			fail(q, rep, 400, "audit_stats_query: missing");
+		else if (store_audit_statsq_build(a->days, a->now_ms ? a->now_ms : v2g_now_ms(),
+		                                  &sq, err, sizeof err) != 0)
+			fail(q, rep, 400, err);
+		else
+			run(q, audit_stats, &sq, rep, type);
 		break;
 	}
 	default:

@@ -1,5 +1,7 @@
 /* The query server's request handler: GetDispatch -> DispatchReply,
- * LogQuery -> LogReply, anything else -> Error 400. Each request borrows a
+ * LogQuery -> LogReply, AuditQuery -> AuditReply, AuditStatsQuery ->
+ * AuditStatsReply (auditlog.h; a bad filter -> Error 400 naming the field),
+ * anything else -> Error 400. Each request borrows a
  * connection from the pool; a request that finds its connection broken
  * reconnects and runs once more; a database that stays unreachable answers
  * Error 503 "database unavailable". Reads run in one REPEATABLE READ

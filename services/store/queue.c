@@ -79,8 +79,8 @@ int store_queue_push(struct store_queue *q, const char *key, void *item,
 		rc = V2G_ERR_CLOSED;
 		goto out;
 	}
-	for (struct node *n = q->head; n; n = n->next) {
-		if (strcmp(n->key, key) == 0) {
+	for (struct node *n = q->head; key && n; n = n->next) {
+		if (n->key && strcmp(n->key, key) == 0) {
 			void *old = n->item;
 			n->item = item;
 			*result = STORE_PUSH_COALESCED;
@@ -91,8 +91,8 @@ int store_queue_push(struct store_queue *q, const char *key, void *item,
 		}
 	}
 	struct node *n = malloc(sizeof *n);
-	char *k = strdup(key);
-	if (!n || !k) {
+	char *k = key ? strdup(key) : NULL;
+	if (!n || (key && !k)) {
 		free(n);
 		free(k);
 		rc = V2G_ERR_NOMEM;

@@ -26,7 +26,8 @@ enum store_push_result {
 	STORE_PUSH_EVICTED,   /* appended; *evicted holds the oldest item, dropped */
 };
 
-/* Takes ownership of item; key is copied. Returns V2G_ERR_NOMEM (item not
+/* Takes ownership of item; key is copied (NULL: an item that never
+ * coalesces, as audit batches). Returns V2G_ERR_NOMEM (item not
  * taken) or V2G_ERR_CLOSED (queue closed, item not taken), else 0 with
  * *result set; *evicted is set (caller frees) only for STORE_PUSH_EVICTED. */
 int store_queue_push(struct store_queue *q, const char *key, void *item,

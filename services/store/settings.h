@@ -9,7 +9,7 @@
 struct store_cfg {
 	int health_port; /* store.health_port */
 	int pool_size;   /* store.pool_size: query connections and bus workers */
-	int queue_max;   /* store.queue_max: decisions buffered while PG is down */
+	int queue_max;   /* store.queue_max: messages buffered while PG is down */
 	char *dsn;       /* postgres.dsn (libpq conninfo string or URI) */
 };
 

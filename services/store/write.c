@@ -2,8 +2,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "auditlog.h"
 #include "db.h"
 #include "v2g/err.h"
 
@@ -167,5 +169,48 @@ int store_write_decision(PGconn *conn, const V2g__V1__DispatchDecision *d, char 
 fail:
 	if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
 		PQclear(PQexec(conn, "ROLLBACK"));
+	return rc;
+}
+
+int store_write_audit(PGconn *conn, const struct v2g_audit_event *evs, size_t n,
+                      const char *service, size_t *inserted, char *err, size_t len)
+{
+	size_t chunk = n < STORE_AUDIT_ROWS_PER_INSERT ? n : STORE_AUDIT_ROWS_PER_INSERT;
+	struct store_audit_row *rows = calloc(chunk ? chunk : 1, sizeof *rows);
+	const char **values = calloc((chunk ? chunk : 1) * STORE_AUDIT_NCOLS, sizeof *values);
+	struct store_buf sql = { 0 };
+	int rc = 0;
+
+	*inserted = 0;
+	if (!rows || !values) {
+		snprintf(err, len, "out of memory");
+		rc = V2G_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t at = 0; at < n; at += chunk) {
+		size_t k = n - at < chunk ? n - at : chunk;
+		for (size_t i = 0; i < k; i++) {
+			store_audit_row_params(&evs[at + i], service, &rows[i]);
+			memcpy(values + i * STORE_AUDIT_NCOLS, rows[i].values,
+			       sizeof rows[i].values);
+		}
+		if (store_audit_insert_sql(k, &sql)) {
+			snprintf(err, len, "out of memory");
+			rc = V2G_ERR_NOMEM;
+			goto out;
+		}
+		PGresult *res = PQexecParams(conn, sql.p, (int)(k * STORE_AUDIT_NCOLS), NULL,
+		                             values, NULL, NULL, 0);
+		rc = store_db_check(res, PGRES_COMMAND_OK, err, len);
+		if (rc == 0)
+			*inserted += (size_t)strtoul(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		if (rc)
+			goto out;
+	}
+out:
+	store_buf_free(&sql);
+	free(values);
+	free(rows);
 	return rc;
 }

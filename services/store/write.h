@@ -1,5 +1,6 @@
 /* Writing one dispatch decision: upsert its dispatches row and replace its
- * allocations (COPY FROM STDIN), in one transaction. */
+ * allocations (COPY FROM STDIN), in one transaction. Writing audit events:
+ * multi-row INSERTs into audit_log. */
 #ifndef STORE_WRITE_H
 #define STORE_WRITE_H
 
@@ -7,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "convert.h"
+#include "v2g/audit.h"
 #include "v2g/v1/dispatch.pb-c.h"
 
 #define STORE_DISPATCH_NPARAMS 18
@@ -33,5 +35,16 @@ void store_write_params(const V2g__V1__DispatchDecision *d, struct store_dispatc
  * retry may succeed. On error the transaction is rolled back and err holds
  * the reason. Borrows d. */
 int store_write_decision(PGconn *conn, const V2g__V1__DispatchDecision *d, char *err, size_t len);
+
+/* Inserts evs[0..n) (each passed store_audit_decode) into audit_log, sent
+ * by service, STORE_AUDIT_ROWS_PER_INSERT rows per statement, ON CONFLICT
+ * (id) DO NOTHING: writing a batch again (a retry after a lost reply) adds
+ * nothing. *inserted counts the rows actually added. Returns 0;
+ * V2G_ERR_INVAL when PostgreSQL refused the data (some row of the failed
+ * statement cannot be stored; statements before it stay written);
+ * V2G_ERR_UNAVAILABLE or V2G_ERR_NOMEM when a retry may succeed. Borrows
+ * everything. */
+int store_write_audit(PGconn *conn, const struct v2g_audit_event *evs, size_t n,
+                      const char *service, size_t *inserted, char *err, size_t len);
 
 #endif

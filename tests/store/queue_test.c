@@ -105,6 +105,34 @@ static void test_full_evicts_oldest(void)
 	store_queue_free(q);
 }
 
+/* Items pushed without a key (audit batches) never coalesce, neither with
+ * each other nor with keyed items, and are evicted like any other. */
+static void test_null_key_never_coalesces(void)
+{
+	struct store_queue *q = store_queue_new(3, item_free);
+	enum store_push_result res;
+	void *ev = NULL, *out = NULL;
+	CHECK_INT(store_queue_push(q, NULL, item("n1", 1), &res, &ev), 0);
+	CHECK_INT(res, STORE_PUSH_ADDED);
+	CHECK_INT(store_queue_push(q, "k", item("k", 1), &res, &ev), 0);
+	CHECK_INT(store_queue_push(q, NULL, item("n2", 1), &res, &ev), 0);
+	CHECK_INT(res, STORE_PUSH_ADDED);
+	CHECK_INT(store_queue_len(q), 3);
+	CHECK_INT(store_queue_push(q, "k", item("k", 2), &res, &ev), 0);
+	CHECK_INT(res, STORE_PUSH_COALESCED);
+	CHECK_INT(store_queue_push(q, NULL, item("n3", 1), &res, &ev), 0);
+	CHECK_INT(res, STORE_PUSH_EVICTED);
+	CHECK_STR(((struct item *)ev)->key, "n1");
+	free(ev);
+	const char *want[] = { "k", "n2", "n3" };
+	for (int i = 0; i < 3; i++) {
+		CHECK_INT(store_queue_pop(q, &out, 0), 0);
+		CHECK_STR(((struct item *)out)->key, want[i]);
+		free(out);
+	}
+	store_queue_free(q);
+}
+
 static void test_close_drains_then_reports(void)
 {
 	struct store_queue *q = store_queue_new(4, item_free);
@@ -166,6 +194,7 @@ int main(void)
 		HCASE(test_fifo),
 		HCASE(test_coalesce_keeps_turn),
 		HCASE(test_full_evicts_oldest),
+		HCASE(test_null_key_never_coalesces),
 		HCASE(test_close_drains_then_reports),
 		HCASE(test_pop_timeout),
 		HCASE(test_pop_wakes_on_push),

@@ -8,14 +8,18 @@
  * retries with backoff, so nothing is lost unless the queue overflows
  * (then the oldest events are dropped, counted and logged once per
  * minute: AUDIT-DROPPED). On stop the sender tries once more to hand over
- * what is queued (for at most drain_ms).
+ * what is queued (for at most drain_ms); what is still queued then is lost
+ * (AUDIT-LOST). An event counts as sent once the store's connection took
+ * it (the PUSH socket keeps no buffer of its own, so nothing sits in nng
+ * while the store is away). AUDIT-STORE-DOWN / AUDIT-STORE-UP: the store
+ * unreachable for 5 s with events waiting, and back.
  *
  * Each event is also logged as one AUDIT line at info level (category,
  * action, actor, target, success), so the audit trail survives in the logs
  * even without a store.
  *
  * Metrics: audit_events_total{category} (emitted), audit_events_sent_total,
- * audit_events_dropped_total, audit_queue_depth.
+ * audit_events_dropped_total (overflow, and lost at stop), audit_queue_depth.
  *
  * Thread-safety: emit from any thread. */
 #ifndef V2G_AUDIT_SINK_H
@@ -42,7 +46,8 @@ int v2g_audit_sink_emit(struct v2g_audit_sink *s, const struct v2g_audit_event *
 size_t v2g_audit_sink_pending(struct v2g_audit_sink *s);
 
 /* Stops the sender after trying to send what is queued for at most
- * drain_ms, closes the socket, frees. NULL is fine. */
+ * drain_ms (0: no further try), closes the socket, frees. No emit may run
+ * concurrently or after. NULL is fine. */
 void v2g_audit_sink_stop(struct v2g_audit_sink *s, int drain_ms);
 
 #endif
