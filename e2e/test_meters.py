@@ -93,6 +93,12 @@ def pb_get_double(msg, field):
     return struct.unpack("<d", v[-1])[0] if v else 0.0
 
 
+def pb_get_int(msg, field):
+    """proto3: an absent int is 0."""
+    v = msg.get(field)
+    return v[-1] if v else 0
+
+
 def pb_get_str(msg, field):
     v = msg.get(field)
     return v[-1].decode() if v else ""
@@ -204,6 +210,7 @@ def test_meters_reach_the_bus(stack):
     sites_before = received(stack, "site_meter")
     batches_before = stack.metric(GW, "meter_batches_published_total")
     rejected_before = rejected(stack)
+    ignored_before = stack.metric(GW, "mqtt_meter_fields_ignored_total")
 
     listener = MeterListener(stack.env["V2G_BUS_TELEMETRY"])
     c = mqtt_connect(stack.mqtt_host, stack.mqtt_port, unique("e2e-meter"))
@@ -212,8 +219,12 @@ def test_meters_reach_the_bus(stack):
         mqtt_publish(c, "site/%s/station/%s/meter" % (site, st),
                      {"power_kw": 7.4, "current_a": {"A": 32, "B": 31.5},
                       "voltage_v": {"A": 230, "B": 231, "C": 229},
-                      "temperature_c": 38.5, "soc": 61, "status": "charging"}, qos=0)
-        mqtt_publish(c, "site/%s/station/%s-dc/meter" % (site, st), {"power_kw": -50}, qos=0)
+                      "temperature_c": 38.5, "soc": 61, "status": "charging",
+                      "kind": "ac", "phases": 1, "max_kw": 7.4, "priority": 8}, qos=0)
+        # invalid extensions are ignored, the meter is kept
+        mqtt_publish(c, "site/%s/station/%s-dc/meter" % (site, st),
+                     {"power_kw": -50, "kind": "hv", "phases": 2, "max_kw": 150,
+                      "priority": 42}, qos=0)
         mqtt_publish(c, "site/%s/meter" % site,
                      {"power_kw": 180.25, "current_a": {"A": 260, "B": 255, "C": 250},
                       "voltage_v": {"A": 400}, "power_factor": 0.97, "frequency_hz": 50.01},
@@ -240,12 +251,16 @@ def test_meters_reach_the_bus(stack):
     assert pb_get_double(ac, 7) == 61
     assert pb_get_str(ac, 8) == "charging"
     assert abs(ac[9][-1] - time.time() * 1000) < 60000, "received_ms is the receive time"
+    assert (pb_get_str(ac, 10), pb_get_int(ac, 11), pb_get_double(ac, 12),
+            pb_get_int(ac, 13)) == ("ac", 1, 7.4, 8)
 
     dc = next(m for m in stations if pb_get_str(m, 2) == st + "-dc")
     assert pb_get_double(dc, 3) == -50
     assert phases(dc, 4) is None and phases(dc, 5) is None
     assert math.isnan(pb_get_double(dc, 6)) and math.isnan(pb_get_double(dc, 7))
     assert pb_get_str(dc, 8) == ""
+    assert (pb_get_str(dc, 10), pb_get_int(dc, 11), pb_get_double(dc, 12),
+            pb_get_int(dc, 13)) == ("", 0, 150, 0), "only the valid extension kept"
 
     sm = sites[0]
     assert pb_get_double(sm, 2) == 180.25
@@ -259,6 +274,9 @@ def test_meters_reach_the_bus(stack):
     assert received(stack, "site_meter") == sites_before + 1
     assert stack.metric(GW, "meter_batches_published_total") > batches_before
     assert rejected(stack) == rejected_before
+    assert stack.metric(GW, "mqtt_meter_fields_ignored_total") - ignored_before == 3
+    for field in ("kind", "phases", "priority"):
+        assert stack.metric(GW, "mqtt_meter_fields_ignored_total", field=field) >= 1
 
 
 # (payload, kinds it is garbage for): a member of the other kind's contract

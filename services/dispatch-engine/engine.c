@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,15 @@ struct dispatch {
 	struct disp_strmap by_vehicle; /* vehicle -> index in allocs */
 };
 
+/* The latest DLM figure of one site. */
+struct site_cap {
+	uint16_t site; /* interned */
+	char name[64];
+	double available_kw, limit_kw, load_kw;
+	int64_t at_ms; /* min(ts_ms, arrival): its age counts from there */
+	int stale;     /* reported stale; cleared by the next figure */
+};
+
 struct disp_engine {
 	pthread_mutex_t mu;
 	struct disp_config cfg;
@@ -69,11 +79,38 @@ struct disp_engine {
 	uint16_t *lim_site, *lim_parent; /* parent 0 = none */
 	double *lim_kw;
 	size_t nlim;
+	/* DLM capacity by site (site-dlm's SiteCapacity), unordered */
+	struct site_cap *caps;
+	size_t ncaps, capcaps;
+	int64_t next_stale_check_ms;
 
 	struct v2g_metric *m_latency, *m_dispatched, *m_ack_rate, *m_dispatches, *m_realloc,
 	        *m_ignored, *m_active, *m_publish_latency, *m_shortfall, *m_solve, *m_lp_fallback,
-	        *m_fallback_kw, *m_weight;
+	        *m_fallback_kw, *m_weight, *m_cap_kw, *m_cap_updates, *m_cap_stale;
 };
+
+enum disp_direction disp_signal_direction(int signal_type)
+{
+	/* every type asks for power delivered to the grid (engine.h) */
+	(void)signal_type;
+	return DISP_EXPORT;
+}
+
+double disp_site_capacity_kw(enum disp_direction dir, double available_kw, double limit_kw,
+                             double load_kw)
+{
+	double kw;
+	if (dir == DISP_IMPORT) {
+		if (!isfinite(available_kw))
+			return -1;
+		kw = available_kw;
+	} else {
+		if (!isfinite(limit_kw) || !isfinite(load_kw) || limit_kw <= 0)
+			return -1;
+		kw = limit_kw + load_kw;
+	}
+	return kw > 0 ? kw : 0;
+}
 
 struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_fleet *fleet,
                                     struct disp_predictor *pred, const struct disp_engine_ops *ops)
@@ -159,6 +196,16 @@ struct disp_engine *disp_engine_new(const struct disp_config *cfg, struct disp_f
 	        "signal_type", v2g_latency_buckets, v2g_latency_nbuckets);
 	e->m_shortfall = v2g_gauge("dispatch_shortfall_kw",
 	                           "Power missing from the last finished dispatch", "signal_type");
+	e->m_cap_kw = v2g_gauge("dispatch_site_capacity_kw",
+	                        "What the site's DLM lets a dispatch place there now (export "
+	                        "headroom of its latest figure)",
+	                        "site");
+	e->m_cap_updates = v2g_counter("dispatch_site_capacity_updates_total",
+	                               "Site capacity figures received from site-dlm", NULL);
+	e->m_cap_stale = v2g_counter("dispatch_site_capacity_stale_total",
+	                             "Times a site's DLM figure went stale (then ignored)", "site");
+	if (e->cfg.site_capacity_ttl_ms <= 0)
+		e->cfg.site_capacity_ttl_ms = DISP_SITE_CAPACITY_TTL_MS;
 	return e;
 }
 
@@ -183,6 +230,7 @@ void disp_engine_free(struct disp_engine *e)
 	free(e->lim_site);
 	free(e->lim_parent);
 	free(e->lim_kw);
+	free(e->caps);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
@@ -353,12 +401,82 @@ static int commit_alloc(struct disp_engine *e, struct dispatch *d, const char *i
 	return V2G_OK;
 }
 
-/* The configured site limits over every site index the fleet has interned
- * (arrays malloc'd for the call), or NULL when none are configured or out of
- * memory (then unlimited, logged). */
-static struct disp_sites *site_limits(struct disp_engine *e, struct disp_sites *s)
+/* 1 when the site's figure is fresh at now_ms; a figure found stale the
+ * first time is logged and counted (under the lock). */
+static int cap_fresh(struct disp_engine *e, struct site_cap *c, int64_t now_ms)
 {
-	if (!e->nlim)
+	int64_t age = now_ms - c->at_ms;
+	if (age < e->cfg.site_capacity_ttl_ms)
+		return 1;
+	if (!c->stale) {
+		c->stale = 1;
+		v2g_counter_inc(e->m_cap_stale, c->name);
+		v2g_warn("DISP-SITE-CAPACITY-STALE",
+		         "site=%s: no capacity from its DLM for %lld ms (ttl %lld ms): ignored "
+		         "until the next figure",
+		         c->name, (long long)age, (long long)e->cfg.site_capacity_ttl_ms);
+	}
+	return 0;
+}
+
+int disp_engine_site_capacity(struct disp_engine *e, const V2g__V1__SiteCapacity *c, int64_t now_ms)
+{
+	if (!c || !c->site || !c->site[0] || strlen(c->site) >= sizeof(e->caps->name) ||
+	    !isfinite(c->available_kw) || !isfinite(c->limit_kw) || !isfinite(c->load_kw))
+		return V2G_ERR_INVAL;
+	uint16_t site = disp_fleet_intern(e->fleet, c->site);
+	if (!site)
+		return V2G_ERR_TOOBIG; /* the name table is full */
+	pthread_mutex_lock(&e->mu);
+	struct site_cap *sc = NULL;
+	for (size_t i = 0; i < e->ncaps && !sc; i++)
+		if (e->caps[i].site == site)
+			sc = &e->caps[i];
+	if (!sc) {
+		if (e->ncaps == DISP_MAX_DLM_SITES) {
+			pthread_mutex_unlock(&e->mu);
+			return V2G_ERR_TOOBIG;
+		}
+		if (e->ncaps == e->capcaps) {
+			size_t n = e->capcaps ? 2 * e->capcaps : 8;
+			struct site_cap *v = realloc(e->caps, n * sizeof(*v));
+			if (!v) {
+				pthread_mutex_unlock(&e->mu);
+				return V2G_ERR_NOMEM;
+			}
+			e->caps = v;
+			e->capcaps = n;
+		}
+		sc = &e->caps[e->ncaps++];
+		memset(sc, 0, sizeof(*sc));
+		sc->site = site;
+		snprintf(sc->name, sizeof(sc->name), "%s", c->site);
+		v2g_info("DISP-SITE-CAPACITY", "site=%s: capacity from its DLM applies", sc->name);
+	} else if (sc->stale) {
+		v2g_info("DISP-SITE-CAPACITY", "site=%s: fresh capacity from its DLM again",
+		         sc->name);
+	}
+	sc->available_kw = c->available_kw;
+	sc->limit_kw = c->limit_kw;
+	sc->load_kw = c->load_kw;
+	sc->at_ms = c->ts_ms > 0 && c->ts_ms < now_ms ? c->ts_ms : now_ms;
+	sc->stale = 0;
+	double kw = disp_site_capacity_kw(DISP_EXPORT, sc->available_kw, sc->limit_kw, sc->load_kw);
+	pthread_mutex_unlock(&e->mu);
+	v2g_counter_inc(e->m_cap_updates, NULL);
+	v2g_gauge_set(e->m_cap_kw, c->site, kw);
+	return V2G_OK;
+}
+
+/* The site limits for a dispatch of signal type `type` at now_ms: the
+ * configured ones, tightened by every fresh DLM figure (engine.h), over
+ * every site index the fleet has interned (arrays malloc'd for the call);
+ * NULL when there is no limit at all, or out of memory (then unlimited,
+ * logged). */
+static struct disp_sites *site_limits(struct disp_engine *e, struct disp_sites *s, int type,
+                                      int64_t now_ms)
+{
+	if (!e->nlim && !e->ncaps)
 		return NULL;
 	size_t n = disp_fleet_names(e->fleet);
 	double *lim = malloc(n * sizeof(*lim));
@@ -377,6 +495,26 @@ static struct disp_sites *site_limits(struct disp_engine *e, struct disp_sites *
 		lim[e->lim_site[i]] = e->lim_kw[i];
 		parent[e->lim_site[i]] = e->lim_parent[i] ? (int32_t)e->lim_parent[i] : -1;
 	}
+	enum disp_direction dir = disp_signal_direction(type);
+	size_t applied = 0;
+	for (size_t i = 0; i < e->ncaps; i++) {
+		struct site_cap *c = &e->caps[i];
+		if (c->site >= n || !cap_fresh(e, c, now_ms))
+			continue;
+		double kw = disp_site_capacity_kw(dir, c->available_kw, c->limit_kw, c->load_kw);
+		if (kw < 0)
+			continue;
+		if (lim[c->site] < 0 || kw < lim[c->site])
+			lim[c->site] = kw;
+		applied++;
+		v2g_debug("DISP-SITE-CAPACITY", "site=%s limit %.3f kW (DLM %s headroom)", c->name,
+		          lim[c->site], dir == DISP_EXPORT ? "export" : "import");
+	}
+	if (!e->nlim && !applied) {
+		free(lim);
+		free(parent);
+		return NULL;
+	}
 	s->n = n;
 	s->limit_kw = lim;
 	s->parent = parent;
@@ -387,7 +525,7 @@ static struct disp_sites *site_limits(struct disp_engine *e, struct disp_sites *
  * signal type (and its segments), recording the allocations in round
  * d->round. Returns the power allocated. */
 static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_cand *c, size_t n,
-                       double power)
+                       double power, int64_t now_ms)
 {
 	struct disp_outcome o;
 	struct disp_params p = e->cfg.policy.params[d->type];
@@ -401,7 +539,7 @@ static double allocate(struct disp_engine *e, struct dispatch *d, struct disp_ca
 		p.max_rounds = 1;
 	if (e->pred)
 		disp_predictor_fill(e->pred, c, n, d->started_ms, d->duration_min);
-	struct disp_sites sites, *sp = site_limits(e, &sites);
+	struct disp_sites sites, *sp = site_limits(e, &sites, d->type, now_ms);
 	t0 = v2g_mono_s();
 	disp_capacity(c, n, d->duration_min, e->cfg.band[d->type].low);
 	rc = e->nseg ? disp_dispatch_segmented(c, n, power, e->seg, e->nseg, &p, sp, &o)
@@ -593,7 +731,7 @@ static int end_round(struct disp_engine *e, struct dispatch *d, int64_t now_ms, 
 			if (n > 0) {
 				size_t k = disp_filter(c, (size_t)n, e->cfg.realloc_min_soc,
 				                       in_dispatch, d);
-				added += allocate(e, d, c, k, residual - added);
+				added += allocate(e, d, c, k, residual - added, now_ms);
 			}
 			free(c);
 		}
@@ -661,7 +799,7 @@ int disp_engine_submit(struct disp_engine *e, const V2g__V1__Signal *sig, int64_
 		return V2G_ERR_NOMEM;
 	}
 	pthread_mutex_lock(&e->mu);
-	double allocated = allocate(e, d, c, (size_t)n, d->power_kw);
+	double allocated = allocate(e, d, c, (size_t)n, d->power_kw, now_ms);
 	free(c);
 	memcpy(dispatch_id, d->id, 37);
 	v2g_info("DISP-START",
@@ -771,6 +909,11 @@ void disp_engine_published(struct disp_engine *e, const V2g__V1__PublishReport *
 void disp_engine_tick(struct disp_engine *e, int64_t now_ms, int64_t mono_ms)
 {
 	pthread_mutex_lock(&e->mu);
+	if (now_ms >= e->next_stale_check_ms) {
+		for (size_t i = 0; i < e->ncaps; i++)
+			cap_fresh(e, &e->caps[i], now_ms);
+		e->next_stale_check_ms = now_ms + 1000;
+	}
 	for (size_t i = 0; i < e->nactive;) {
 		struct dispatch *d = e->active[i];
 		if (mono_ms >= d->deadline_mono && end_round(e, d, now_ms, mono_ms, 1)) {

@@ -25,6 +25,8 @@ const struct v2g_cfg_item disp_settings_items[] = {
 	  NULL, "older vehicle state is not eligible" },
 	{ "dispatch.realloc_min_soc", V2G_CFG_DOUBLE, S(realloc_min_soc), 0, 100, "20", NULL,
 	  "reallocation skips vehicles below this SoC" },
+	{ "dispatch.site_capacity_ttl_ms", V2G_CFG_INT, S(site_capacity_ttl_ms), 100, 3600000,
+	  "10000", NULL, "a site capacity from site-dlm older than this is ignored" },
 	{ "dispatch.soc.fcr.low", V2G_CFG_DOUBLE, S(band[0][0]), 0, 100, "20", NULL,
 	  "FCR SoC low" },
 	{ "dispatch.soc.fcr.high", V2G_CFG_DOUBLE, S(band[0][1]), 0, 100, "100", NULL,
@@ -127,6 +129,7 @@ void disp_settings_to_config(const struct disp_settings *s, struct disp_config *
 	cfg->max_state_age_ms = (int64_t)s->max_state_age_seconds * 1000;
 	cfg->realloc_min_soc = s->realloc_min_soc;
 	cfg->policy = s->policy;
+	cfg->site_capacity_ttl_ms = s->site_capacity_ttl_ms;
 }
 
 struct disp_service {
@@ -240,6 +243,22 @@ static void *telemetry_main(void *arg)
 	return NULL;
 }
 
+/* site-dlm's figure for its site (engine.h); a bad one is counted. */
+static void site_capacity(struct disp_service *s, const V2g__V1__SiteCapacity *c)
+{
+	int rc = disp_engine_site_capacity(s->engine, c, v2g_now_ms());
+	if (!rc)
+		return;
+	v2g_counter_inc(s->m_bad, "site_capacity");
+	if (rc == V2G_ERR_TOOBIG)
+		v2g_warn("DISP-SITE-CAPACITY-REFUSED",
+		         "site=%.64s: capacity dropped: more than %d sites report one",
+		         c && c->site ? c->site : "", DISP_MAX_DLM_SITES);
+	else
+		v2g_debug("DISP-SITE-CAPACITY-REFUSED", "site=%.64s: bad capacity: %s",
+		          c && c->site ? c->site : "", v2g_strerror(rc));
+}
+
 static void *inbound_main(void *arg)
 {
 	struct disp_service *s = arg;
@@ -258,6 +277,8 @@ static void *inbound_main(void *arg)
 			disp_engine_acks(s->engine, env->acks, v2g_now_ms(), v2g_mono_ms());
 		else if (env->body_case == V2G__V1__ENVELOPE__BODY_PUBLISH_REPORT)
 			disp_engine_published(s->engine, env->publish_report);
+		else if (env->body_case == V2G__V1__ENVELOPE__BODY_SITE_CAPACITY)
+			site_capacity(s, env->site_capacity);
 		else
 			v2g_counter_inc(s->m_bad, "inbound");
 		v2g_env_free(env);

@@ -1,6 +1,8 @@
 /* Wiring of the dispatch engine to the bus: the signal REP server, the
- * telemetry subscriber, the ack/report puller, the timer, and the PUSH
- * sockets to the gateway and the store. */
+ * telemetry subscriber, the puller of bus.dispatch_in (acks and publish
+ * reports from the gateway, site capacities from site-dlm), the timer, and
+ * the PUSH sockets to the gateway and the store. A bad message on any of
+ * them is counted in dispatch_bad_messages_total{kind} and skipped. */
 #ifndef DISP_SERVICE_H
 #define DISP_SERVICE_H
 
@@ -13,7 +15,8 @@ struct disp_settings {
 	int max_rounds;
 	int max_state_age_seconds;
 	double realloc_min_soc;
-	double band[3][2]; /* [type][low, high] */
+	int site_capacity_ttl_ms; /* dispatch.site_capacity_ttl_ms (engine.h) */
+	double band[3][2];        /* [type][low, high] */
 	struct disp_policy_settings pol;
 	struct disp_policy policy; /* built from pol by disp_settings_check */
 };

@@ -17,5 +17,6 @@ int main(int argc, char **argv)
 	v2g_service_wait(&svc);
 	dlm_service_stop(ds);
 	v2g_service_fini(&svc);
+	dlm_settings_fini(&st);
 	return 0;
 }

@@ -131,12 +131,12 @@ struct vgw_gateway {
 	struct cmd_batch *live;
 	struct setpoint_ctx setpoint_ctx;
 
-	struct rate_log bad_payload_log, bus_fail_log, bad_command_log;
+	struct rate_log bad_payload_log, bus_fail_log, bad_command_log, ignored_field_log;
 
 	struct v2g_metric *m_connected, *m_received, *m_rejected, *m_pub_ok, *m_pub_fail,
 	        *m_tel_batches, *m_states_dropped, *m_acks_fwd, *m_acks_dropped, *m_bus_fail,
 	        *m_cmd_batches, *m_cmd_seconds, *m_meter_batches, *m_meters_dropped,
-	        *m_setpoints_ok, *m_setpoints_bad;
+	        *m_setpoints_ok, *m_setpoints_bad, *m_fields_ignored;
 };
 
 static void batches_lost(struct vgw_gateway *g);
@@ -210,6 +210,24 @@ static void reject_message(struct vgw_gateway *g, enum vgw_topic_kind kind, cons
 		snprintf(more, sizeof(more), " (%u more since the last line)", suppressed);
 	v2g_warn("GW-BAD-PAYLOAD", "%s message on %.*s dropped (%s): %s%s", kind_name(kind),
 	         (int)(tlen > 200 ? 200 : tlen), topic, vgw_reject_name(reason), msg, more);
+}
+
+/* A station meter kept without its invalid extensions (payload.h). */
+static void ignored_fields(struct vgw_gateway *g, const char *topic, size_t tlen,
+                           const struct vgw_station_meter *m, const char *msg)
+{
+	unsigned suppressed;
+	char more[48] = "";
+	for (unsigned bit = 1; bit <= VGW_METER_EXT_PRIORITY; bit <<= 1)
+		if (m->ignored & bit)
+			v2g_counter_inc(g->m_fields_ignored, vgw_meter_ext_name(bit));
+	if (!rate_log_ok(&g->ignored_field_log, &suppressed))
+		return;
+	if (suppressed)
+		snprintf(more, sizeof(more), " (%u more since the last line)", suppressed);
+	v2g_warn("GW-METER-FIELD-IGNORED", "station meter on %.*s kept without %s%s%s",
+	         (int)(tlen > 200 ? 200 : tlen), topic, msg,
+	         m->ignored & (m->ignored - 1) ? " and more" : "", more);
 }
 
 static void enqueue_state(struct vgw_gateway *g, const struct vgw_state *s)
@@ -321,6 +339,8 @@ static void on_mqtt_message(void *arg, const char *topic, size_t tlen, const voi
 			reject_message(g, kind, topic, tlen, err.reason, err.msg);
 			return;
 		}
+		if (m.ignored)
+			ignored_fields(g, topic, tlen, &m, err.msg);
 		memcpy(m.site, id, sizeof(m.site));
 		memcpy(m.station, station, sizeof(m.station));
 		enqueue_meter(g, &m, NULL);
@@ -478,6 +498,10 @@ static void publish_meters(struct vgw_gateway *g, const struct meter_queue *q)
 		p->soc = m->soc;
 		p->status = (char *)m->status;
 		p->received_ms = m->received_ms;
+		p->kind = (char *)m->kind;
+		p->phases = m->phases;
+		p->max_kw = m->max_kw;
+		p->priority = m->priority;
 		stp[i] = p;
 	}
 	for (size_t i = 0; i < nsi; i++) {
@@ -1014,6 +1038,10 @@ static void register_metrics(struct vgw_gateway *g)
 	                                 "MeterBatch messages published on the bus", NULL);
 	g->m_meters_dropped =
 	        v2g_counter("meters_dropped_total", "Decoded meters dropped (queue full)", NULL);
+	g->m_fields_ignored = v2g_counter("mqtt_meter_fields_ignored_total",
+	                                  "Invalid optional station meter fields ignored (the "
+	                                  "meter is kept)",
+	                                  "field");
 	g->m_setpoints_ok = v2g_counter("setpoints_published_total",
 	                                "Station setpoints confirmed by the broker", NULL);
 	g->m_setpoints_bad =
@@ -1152,6 +1180,7 @@ int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
 	pthread_mutex_init(&g->bad_payload_log.mu, NULL);
 	pthread_mutex_init(&g->bus_fail_log.mu, NULL);
 	pthread_mutex_init(&g->bad_command_log.mu, NULL);
+	pthread_mutex_init(&g->ignored_field_log.mu, NULL);
 	v2g_cond_init_mono(&g->tcond);
 	v2g_cond_init_mono(&g->ocond);
 	v2g_cond_init_mono(&g->bcond);
@@ -1300,6 +1329,7 @@ void vgw_gateway_free(struct vgw_gateway *g)
 	pthread_mutex_destroy(&g->bad_payload_log.mu);
 	pthread_mutex_destroy(&g->bus_fail_log.mu);
 	pthread_mutex_destroy(&g->bad_command_log.mu);
+	pthread_mutex_destroy(&g->ignored_field_log.mu);
 	pthread_cond_destroy(&g->tcond);
 	pthread_cond_destroy(&g->ocond);
 	pthread_cond_destroy(&g->bcond);

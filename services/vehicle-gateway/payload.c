@@ -375,6 +375,89 @@ out:
 	return rc;
 }
 
+const char *vgw_meter_ext_name(unsigned bit)
+{
+	switch (bit) {
+	case VGW_METER_EXT_KIND: return "kind";
+	case VGW_METER_EXT_PHASES: return "phases";
+	case VGW_METER_EXT_MAX_KW: return "max_kw";
+	case VGW_METER_EXT_PRIORITY: return "priority";
+	default: return NULL;
+	}
+}
+
+/* Records an ignored extension: its bit, and the first one's reason in
+ * err->msg. */
+static void ignore_ext(struct vgw_station_meter *out, struct vgw_payload_err *err, unsigned bit,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void ignore_ext(struct vgw_station_meter *out, struct vgw_payload_err *err, unsigned bit,
+                       const char *fmt, ...)
+{
+	if (!out->ignored && err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	out->ignored |= bit;
+}
+
+/* An integer extension: one of lo and hi (one_of) or in lo..hi; 0 when
+ * absent or ignored. */
+static int32_t ext_int(json_t *o, const char *key, int32_t lo, int32_t hi, int one_of, unsigned bit,
+                       struct vgw_station_meter *out, struct vgw_payload_err *err)
+{
+	json_t *v = member(o, key);
+	if (!v)
+		return 0;
+	/* 3.0 is a fine 3 (JSON has one number type); 3.5 is not */
+	double d = json_is_integer(v) ? (double)json_integer_value(v)
+	           : json_is_real(v)  ? json_real_value(v)
+	                              : NAN;
+	if (isnan(d) || d != floor(d)) {
+		ignore_ext(out, err, bit, "%s: must be an integer", key);
+		return 0;
+	}
+	if (one_of ? (d != lo && d != hi) : !(d >= lo && d <= hi)) {
+		ignore_ext(out, err, bit,
+		           one_of ? "%s: must be %d or %d, got %g" : "%s: must be %d..%d, got %g",
+		           key, (int)lo, (int)hi, d);
+		return 0;
+	}
+	return (int32_t)d;
+}
+
+static void decode_extensions(json_t *o, struct vgw_station_meter *out, struct vgw_payload_err *err)
+{
+	json_t *v;
+
+	out->kind[0] = '\0';
+	out->max_kw = 0;
+	out->ignored = 0;
+	if (err)
+		err->msg[0] = '\0';
+	if ((v = member(o, "kind"))) {
+		const char *k = json_is_string(v) ? json_string_value(v) : NULL;
+		if (k && (!strcmp(k, "ac") || !strcmp(k, "dc")) && json_string_length(v) == 2)
+			memcpy(out->kind, k, 3);
+		else
+			ignore_ext(out, err, VGW_METER_EXT_KIND, "kind: must be \"ac\" or \"dc\"");
+	}
+	out->phases = ext_int(o, "phases", 1, 3, 1, VGW_METER_EXT_PHASES, out, err);
+	if ((v = member(o, "max_kw"))) {
+		double d = json_is_number(v) ? json_number_value(v) : NAN;
+		if (d > 0 && d <= VGW_METER_EXT_MAX_KW_LIMIT)
+			out->max_kw = d;
+		else if (isnan(d))
+			ignore_ext(out, err, VGW_METER_EXT_MAX_KW, "max_kw: must be a number");
+		else
+			ignore_ext(out, err, VGW_METER_EXT_MAX_KW,
+			           "max_kw: must be > 0 and <= %g, got %g",
+			           VGW_METER_EXT_MAX_KW_LIMIT, d);
+	}
+	out->priority = ext_int(o, "priority", 1, 10, 0, VGW_METER_EXT_PRIORITY, out, err);
+}
+
 #define METER_KW_MAX 10000.0
 #define METER_A_MAX  5000.0
 #define METER_V_MAX  1000.0
@@ -398,6 +481,7 @@ int vgw_payload_decode_station_meter(const void *payload, size_t len, size_t max
 	    (rc = get_number(o, "soc", 0, NAN, 0, 100, &out->soc, err)) ||
 	    (rc = get_string(o, "status", 0, "", out->status, sizeof(out->status), err)))
 		goto out;
+	decode_extensions(o, out, err);
 	out->received_ms = now_ms;
 out:
 	json_decref(o);

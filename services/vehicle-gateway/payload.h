@@ -73,6 +73,32 @@ struct vgw_phases {
 	double a, b, c;
 };
 
+/* Optional station meter extensions (v2g-site-sim sends them; see
+ * tools/site-sim/README.md): what a DLM would otherwise have to infer from
+ * the meter's shape or be configured with.
+ *   "kind"     "ac" | "dc"
+ *   "phases"   1 | 3 (an integer)
+ *   "max_kw"   the station's rating, a number in (0, 1000]
+ *   "priority" 1..10 (an integer; the DLM's priority classes)
+ * Absent or null: not reported. An invalid one (wrong type or value) is
+ * IGNORED, not a reason to drop the meter: the power and currents a DLM
+ * needs to keep the site safe are still good, and a charger's firmware
+ * quirk in an advisory field must not blind the controller. The decoder
+ * leaves the field "not reported", sets its bit in ignored and names it
+ * in err->msg; the gateway counts it in
+ * mqtt_meter_fields_ignored_total{field} and logs GW-METER-FIELD-IGNORED
+ * (rate-limited). */
+enum vgw_meter_ext {
+	VGW_METER_EXT_KIND = 1u << 0,
+	VGW_METER_EXT_PHASES = 1u << 1,
+	VGW_METER_EXT_MAX_KW = 1u << 2,
+	VGW_METER_EXT_PRIORITY = 1u << 3,
+};
+#define VGW_METER_EXT_MAX_KW_LIMIT 1000.0
+
+/* "kind", "phases", "max_kw", "priority" for one bit, else NULL. */
+const char *vgw_meter_ext_name(unsigned bit);
+
 /* site/{site}/station/{station}/meter. */
 struct vgw_station_meter {
 	char site[VGW_ID_MAX + 1];
@@ -86,6 +112,12 @@ struct vgw_station_meter {
 	double soc;                      /* 0..100, NaN when not reported */
 	char status[VGW_STATUS_MAX + 1]; /* "" when not reported */
 	int64_t received_ms;
+	/* extensions (see enum vgw_meter_ext); "" / 0 = not reported */
+	char kind[3];     /* "ac" | "dc" */
+	int32_t phases;   /* 1 | 3 */
+	double max_kw;    /* (0, 1000] */
+	int32_t priority; /* 1..10 */
+	unsigned ignored; /* enum vgw_meter_ext bits of invalid extensions */
 };
 
 /* site/{site}/meter. */
@@ -130,7 +162,10 @@ enum vgw_topic_kind vgw_payload_classify_meter(const char *topic, size_t len,
 
 /* Decode a station or site meter payload into *out (every field but the
  * ids from the topic); received_ms = now_ms. Unknown members are ignored.
- * Returns 0, V2G_ERR_TOOBIG or V2G_ERR_INVAL with *err filled. */
+ * Returns 0, V2G_ERR_TOOBIG or V2G_ERR_INVAL with *err filled. A station
+ * meter with invalid extensions is still decoded (0): out->ignored has
+ * their bits and err->msg names the first ("phases: must be 1 or 3, got
+ * 2"; "" when none was ignored). */
 int vgw_payload_decode_station_meter(const void *payload, size_t len, size_t max_len,
                                      int64_t now_ms, struct vgw_station_meter *out,
                                      struct vgw_payload_err *err);

@@ -1,5 +1,6 @@
 /* Selection, allocation, ack handling and reallocation rules of the v1
  * dispatch document, driven with a fake clock. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,9 @@
 #include "../../services/dispatch-engine/engine.h"
 #include "../../services/dispatch-engine/strategy.h"
 #include "../../services/dispatch-engine/tuner.h"
+#include "v2g/err.h"
+#include "v2g/log.h"
+#include "v2g/metrics.h"
 
 #define NOW 1800000000000LL
 
@@ -515,6 +519,219 @@ static void test_site_limits(void)
 	disp_fleet_free(f);
 }
 
+/* --- site capacity from the DLM ---------------------------------------- */
+
+/* Vehicles at a site: 22 kW each, SoC 90 (so the priority strategy takes
+ * them in id order). */
+static void add_at(struct disp_fleet *f, const char *id, const char *site, int64_t ts)
+{
+	V2g__V1__VehicleState s = V2G__V1__VEHICLE_STATE__INIT;
+	s.vehicle_id = (char *)id;
+	s.soc = 90;
+	s.max_power_kw = 22;
+	s.available = 1;
+	s.site = (char *)site;
+	s.ts_ms = ts;
+	CHECK_INT(disp_fleet_update(f, &s), 0);
+}
+
+static int capacity(struct disp_engine *e, const char *site, double avail, double limit,
+                    double load, int64_t ts, int64_t now)
+{
+	V2g__V1__SiteCapacity c = V2G__V1__SITE_CAPACITY__INIT;
+	c.site = (char *)site;
+	c.available_kw = avail;
+	c.limit_kw = limit;
+	c.load_kw = load;
+	c.ts_ms = ts;
+	return disp_engine_site_capacity(e, &c, now);
+}
+
+static double site_kw(const char *prefix)
+{
+	double kw = 0;
+	for (int i = 0; i < out.ncmd; i++)
+		if (!strncmp(out.cmd[i].vid, prefix, strlen(prefix)) && out.cmd[i].kw > 0)
+			kw += out.cmd[i].kw;
+	return kw;
+}
+
+static struct disp_engine *engine_ttl(struct disp_fleet *f, const struct disp_policy *pol,
+                                      int64_t ttl)
+{
+	struct disp_config c = config();
+	struct disp_engine_ops ops = { cap_commands, cap_decision, NULL };
+	if (pol)
+		c.policy = *pol;
+	c.site_capacity_ttl_ms = ttl;
+	memset(&out, 0, sizeof(out));
+	return disp_engine_new(&c, f, NULL, &ops);
+}
+
+static void test_site_capacity_figures(void)
+{
+	/* every signal type is power delivered to the grid */
+	for (int t = 0; t < 3; t++)
+		CHECK_INT(disp_signal_direction(t), DISP_EXPORT);
+	/* export: from load L under limit M the site swings down to -M */
+	CHECK_NEAR(disp_site_capacity_kw(DISP_EXPORT, 50, 40, -10), 30, 1e-12);
+	CHECK_NEAR(disp_site_capacity_kw(DISP_EXPORT, 20, 200, 180), 380, 1e-12);
+	CHECK_NEAR(disp_site_capacity_kw(DISP_EXPORT, 45, 20, -25), 0, 0); /* already beyond */
+	CHECK_NEAR(disp_site_capacity_kw(DISP_EXPORT, 50, 0, 10), -1, 0);  /* no limit said */
+	CHECK_NEAR(disp_site_capacity_kw(DISP_EXPORT, 50, NAN, 10), -1, 0);
+	/* import: what the site may still draw */
+	CHECK_NEAR(disp_site_capacity_kw(DISP_IMPORT, 50, 40, -10), 50, 1e-12);
+	CHECK_NEAR(disp_site_capacity_kw(DISP_IMPORT, -5, 40, 45), 0, 0); /* over its limit */
+	CHECK_NEAR(disp_site_capacity_kw(DISP_IMPORT, NAN, 40, 45), -1, 0);
+}
+
+/* A fresh DLM figure caps the site's share; configured limits still hold
+ * (the minimum of both), nested as configured. */
+static void test_site_capacity_caps(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	struct v2g_metric *updates = v2g_counter("dispatch_site_capacity_updates_total", "", NULL);
+	struct v2g_metric *gauge = v2g_gauge("dispatch_site_capacity_kw", "", "site");
+	add_at(f, "p-1", "paris-01", NOW);
+	add_at(f, "p-2", "paris-01", NOW);
+	add_at(f, "p-3", "paris-01", NOW);
+	add_at(f, "l-1", "lyon-01", NOW);
+
+	/* without a figure: 3 x 22 at Paris, 22 at Lyon */
+	struct disp_engine *e = engine_ttl(f, NULL, 10000);
+	submit(e, 0, 100);
+	CHECK_NEAR(site_kw("p-"), 66, 1e-9);
+	CHECK_NEAR(site_kw("l-"), 22, 1e-9);
+
+	/* Paris's DLM: limit 40 kW, already exporting 10 -> 30 kW more at most
+	 * (its import headroom, 50 kW, does not bound an export) */
+	double before = v2g_metric_value(updates, NULL);
+	CHECK_INT(capacity(e, "paris-01", 50, 40, -10, NOW - 200, NOW), 0);
+	CHECK_NEAR(v2g_metric_value(updates, NULL), before + 1, 0);
+	CHECK_NEAR(v2g_metric_value(gauge, "paris-01"), 30, 1e-9);
+	submit(e, 0, 100);
+	CHECK_NEAR(site_kw("p-"), 30, 1e-9);
+	CHECK_NEAR(site_kw("l-"), 22, 1e-9);
+	CHECK_NEAR(out.last_allocated, 52, 1e-9);
+	/* every signal type alike */
+	submit(e, 2, 100);
+	CHECK_NEAR(site_kw("p-"), 30, 1e-9);
+
+	/* a site with nothing left gets nothing; the others are served */
+	CHECK_INT(capacity(e, "paris-01", 45, 20, -25, NOW, NOW), 0);
+	submit(e, 1, 100);
+	CHECK_NEAR(site_kw("p-"), 0, 0);
+	CHECK_NEAR(site_kw("l-"), 22, 1e-9);
+	/* a figure without limit_kw bounds nothing */
+	CHECK_INT(capacity(e, "paris-01", 45, 0, -25, NOW, NOW), 0);
+	submit(e, 0, 100);
+	CHECK_NEAR(site_kw("p-"), 66, 1e-9);
+	disp_engine_free(e);
+
+	/* with configured limits: the tighter holds, under the parent */
+	struct disp_policy pol = policy(DISP_PRIORITY);
+	struct disp_policy_site lim[] = { { "paris-01", "france", 45 },
+		                          { "lyon-01", "france", -1 },
+		                          { "france", "", 60 } };
+	pol.sites = lim;
+	pol.nsites = 3;
+	e = engine_ttl(f, &pol, 10000);
+	submit(e, 0, 100); /* configured only: Paris 45, Paris + Lyon 60 */
+	CHECK(site_kw("p-") <= 45 + 1e-9);
+	CHECK_NEAR(site_kw("p-") + site_kw("l-"), 60, 1e-9);
+	CHECK_INT(capacity(e, "paris-01", 50, 40, -10, NOW, NOW), 0);
+	submit(e, 0, 100); /* min(45, 30) = 30 at Paris, then Lyon under France */
+	CHECK_NEAR(site_kw("p-"), 30, 1e-9);
+	CHECK_NEAR(site_kw("l-"), 22, 1e-9);
+	CHECK_INT(capacity(e, "paris-01", 200, 100, 90, NOW, NOW), 0);
+	submit(e, 0, 100); /* DLM 190: the configured 45 binds */
+	CHECK(site_kw("p-") <= 45 + 1e-9);
+	CHECK(site_kw("p-") + site_kw("l-") <= 60 + 1e-9);
+	/* Lyon known only from its DLM: a top-level limit, the parent still holds */
+	CHECK_INT(capacity(e, "lyon-01", 10, 10, 0, NOW, NOW), 0);
+	submit(e, 0, 100);
+	CHECK_NEAR(site_kw("l-"), 10, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+/* A figure older than the ttl is ignored (once logged and counted) until
+ * the next one; a figure dated in the future ages from its arrival. */
+static void test_site_capacity_stale(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	struct v2g_metric *stale = v2g_counter("dispatch_site_capacity_stale_total", "", "site");
+	const int64_t later = NOW + 3000;
+	add_at(f, "s-1", "stale-site", later);
+	add_at(f, "s-2", "stale-site", later);
+	struct disp_engine *e = engine_ttl(f, NULL, 2000);
+
+	CHECK_INT(capacity(e, "stale-site", 30, 20, 0, NOW, NOW), 0);
+	V2g__V1__Signal sig = V2G__V1__SIGNAL__INIT;
+	char id[37];
+	sig.signal_id = "sig";
+	sig.power_kw = 40;
+	sig.duration_min = 15;
+	CHECK_INT(disp_engine_submit(e, &sig, NOW + 1999, 0, id), 0);
+	CHECK_NEAR(site_kw("s-"), 20, 1e-9); /* fresh: capped */
+
+	double before = v2g_metric_value(stale, "stale-site");
+	CHECK_INT(disp_engine_submit(e, &sig, later, 0, id), 0);
+	CHECK_NEAR(site_kw("s-"), 40, 1e-9); /* stale: ignored */
+	CHECK_NEAR(v2g_metric_value(stale, "stale-site"), before + 1, 0);
+	disp_engine_tick(e, later + 10, 1);
+	CHECK_INT(disp_engine_submit(e, &sig, later + 20, 0, id), 0);
+	CHECK_NEAR(v2g_metric_value(stale, "stale-site"), before + 1, 0); /* counted once */
+
+	/* fresh again with the next figure */
+	CHECK_INT(capacity(e, "stale-site", 30, 15, 0, later, later), 0);
+	CHECK_INT(disp_engine_submit(e, &sig, later + 100, 0, id), 0);
+	CHECK_NEAR(site_kw("s-"), 15, 1e-9);
+	/* the tick notices a figure going stale without a dispatch */
+	disp_engine_tick(e, later + 5000, 2);
+	CHECK_NEAR(v2g_metric_value(stale, "stale-site"), before + 2, 0);
+
+	/* a DLM clock 1 h ahead: the figure still ages from its arrival */
+	CHECK_INT(capacity(e, "stale-site", 30, 10, 0, later + 3600000, later), 0);
+	CHECK_INT(disp_engine_submit(e, &sig, later + 2001, 0, id), 0);
+	CHECK_NEAR(site_kw("s-"), 40, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
+static void test_site_capacity_refused(void)
+{
+	struct disp_fleet *f = disp_fleet_new();
+	struct disp_engine *e = engine_ttl(f, NULL, 0); /* 0: the default ttl */
+	char name[80];
+	CHECK_INT(capacity(e, "", 1, 1, 0, NOW, NOW), V2G_ERR_INVAL);
+	CHECK_INT(capacity(e, NULL, 1, 1, 0, NOW, NOW), V2G_ERR_INVAL);
+	CHECK_INT(capacity(e, "s", NAN, 1, 0, NOW, NOW), V2G_ERR_INVAL);
+	CHECK_INT(capacity(e, "s", 1, INFINITY, 0, NOW, NOW), V2G_ERR_INVAL);
+	CHECK_INT(capacity(e, "s", 1, 1, NAN, NOW, NOW), V2G_ERR_INVAL);
+	memset(name, 'x', 70);
+	name[70] = '\0';
+	CHECK_INT(capacity(e, name, 1, 1, 0, NOW, NOW), V2G_ERR_INVAL);
+	CHECK_INT(disp_engine_site_capacity(e, NULL, NOW), V2G_ERR_INVAL);
+	/* bounded: past DISP_MAX_DLM_SITES sites, new ones are dropped */
+	v2g_log_init("test", V2G_LOG_WARN, 0); /* not a line per site */
+	int bad = 0;
+	for (int i = 0; i < DISP_MAX_DLM_SITES; i++) {
+		snprintf(name, sizeof(name), "site-%d", i);
+		bad += capacity(e, name, 1, 1, 0, NOW, NOW) != 0;
+	}
+	CHECK_INT(bad, 0);
+	CHECK_INT(capacity(e, "one-too-many", 1, 1, 0, NOW, NOW), V2G_ERR_TOOBIG);
+	CHECK_INT(capacity(e, "site-7", 1, 1, 0, NOW, NOW), 0); /* known ones still update */
+	v2g_log_init("test", V2G_LOG_INFO, 0);
+	/* the default ttl is 10 s */
+	add_at(f, "d-1", "site-7", NOW);
+	submit(e, 0, 30);
+	CHECK_NEAR(site_kw("d-"), 1, 1e-9);
+	disp_engine_free(e);
+	disp_fleet_free(f);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
@@ -533,6 +750,10 @@ int main(void)
 		HCASE(test_tuner),
 		HCASE(test_segments),
 		HCASE(test_site_limits),
+		HCASE(test_site_capacity_figures),
+		HCASE(test_site_capacity_caps),
+		HCASE(test_site_capacity_stale),
+		HCASE(test_site_capacity_refused),
 	};
 	return harness_main("dispatch-engine", cases, HARNESS_N(cases));
 }

@@ -297,6 +297,108 @@ static void test_station_optional(void)
 	CHECK_STR(m.status, "");
 }
 
+/* kind, phases, max_kw, priority: decoded when valid; an invalid one is
+ * left "not reported" with its bit set, and the meter is still good. */
+static void test_station_extensions(void)
+{
+	struct vgw_station_meter m;
+	struct vgw_payload_err e;
+
+	/* what v2g-site-sim sends */
+	CHECK_INT(dec_station("{\"power_kw\":21.9,\"current_a\":{\"A\":31.7,\"B\":31.7,"
+	                      "\"C\":31.7},\"kind\":\"ac\",\"phases\":3,\"max_kw\":22,"
+	                      "\"priority\":5}",
+	                      &m, &e),
+	          0);
+	CHECK_STR(m.kind, "ac");
+	CHECK_INT(m.phases, 3);
+	CHECK_NEAR(m.max_kw, 22, 1e-12);
+	CHECK_INT(m.priority, 5);
+	CHECK_INT(m.ignored, 0);
+	CHECK_STR(e.msg, "");
+	CHECK_INT(dec_station("{\"power_kw\":120,\"kind\":\"dc\",\"phases\":1.0,"
+	                      "\"max_kw\":1000,\"priority\":10}",
+	                      &m, &e),
+	          0);
+	CHECK_STR(m.kind, "dc");
+	CHECK_INT(m.phases, 1);
+	CHECK_NEAR(m.max_kw, 1000, 1e-12);
+	CHECK_INT(m.priority, 10);
+	CHECK_INT(m.ignored, 0);
+
+	/* absent and null: not reported */
+	CHECK_INT(dec_station("{\"power_kw\":1,\"kind\":null,\"priority\":null}", &m, &e), 0);
+	CHECK_STR(m.kind, "");
+	CHECK_INT(m.phases, 0);
+	CHECK_NEAR(m.max_kw, 0, 0);
+	CHECK_INT(m.priority, 0);
+	CHECK_INT(m.ignored, 0);
+
+	/* each invalid value: ignored, named, the rest of the meter kept */
+	static const struct {
+		const char *ext;
+		unsigned bit;
+		const char *msg;
+	} bad[] = {
+		{ "\"kind\":\"AC\"", VGW_METER_EXT_KIND, "kind: must be \"ac\" or \"dc\"" },
+		{ "\"kind\":\"acx\"", VGW_METER_EXT_KIND, "kind: must be" },
+		{ "\"kind\":\"\"", VGW_METER_EXT_KIND, "kind: must be" },
+		{ "\"kind\":1", VGW_METER_EXT_KIND, "kind: must be" },
+		{ "\"phases\":2", VGW_METER_EXT_PHASES, "phases: must be 1 or 3, got 2" },
+		{ "\"phases\":0", VGW_METER_EXT_PHASES, "phases: must be 1 or 3" },
+		{ "\"phases\":3.5", VGW_METER_EXT_PHASES, "phases: must be an integer" },
+		{ "\"phases\":\"3\"", VGW_METER_EXT_PHASES, "phases: must be an integer" },
+		{ "\"max_kw\":0", VGW_METER_EXT_MAX_KW, "max_kw: must be > 0 and <= 1000, got 0" },
+		{ "\"max_kw\":-22", VGW_METER_EXT_MAX_KW, "max_kw: must be > 0" },
+		{ "\"max_kw\":1000.5", VGW_METER_EXT_MAX_KW, "max_kw: must be > 0" },
+		{ "\"max_kw\":\"22\"", VGW_METER_EXT_MAX_KW, "max_kw: must be a number" },
+		{ "\"priority\":0", VGW_METER_EXT_PRIORITY, "priority: must be 1..10, got 0" },
+		{ "\"priority\":11", VGW_METER_EXT_PRIORITY, "priority: must be 1..10" },
+		{ "\"priority\":-3", VGW_METER_EXT_PRIORITY, "priority: must be 1..10" },
+		{ "\"priority\":true", VGW_METER_EXT_PRIORITY, "priority: must be an integer" },
+		{ "\"priority\":1e12", VGW_METER_EXT_PRIORITY, "priority: must be 1..10" },
+	};
+	static const char *const good[] = { "\"kind\":\"ac\"", "\"phases\":1", "\"max_kw\":7.4",
+		                            "\"priority\":4" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* the other three good, this one bad (a duplicate key is bad JSON) */
+		char j[256];
+		int n = snprintf(j, sizeof(j), "{\"power_kw\":7.4,\"status\":\"charging\"");
+		for (unsigned k = 0; k < 4; k++)
+			n += snprintf(j + n, sizeof(j) - (size_t)n, ",%s",
+			              (1u << k) == bad[i].bit ? bad[i].ext : good[k]);
+		snprintf(j + n, sizeof(j) - (size_t)n, "}");
+		CHECK_INT(dec_station(j, &m, &e), 0);
+		if (m.ignored != bad[i].bit)
+			harness_fail(__FILE__, __LINE__, "%s: ignored 0x%x, expected 0x%x", j,
+			             m.ignored, bad[i].bit);
+		if (strncmp(e.msg, bad[i].msg, strlen(bad[i].msg)) != 0)
+			harness_fail(__FILE__, __LINE__, "%s: message \"%s\", expected \"%s\"", j,
+			             e.msg, bad[i].msg);
+		CHECK_NEAR(m.power_kw, 7.4, 1e-12);
+		CHECK_STR(m.status, "charging");
+		/* the invalid field is not reported; the others are */
+		CHECK(bad[i].bit == VGW_METER_EXT_KIND ? m.kind[0] == '\0' : !strcmp(m.kind, "ac"));
+		CHECK_INT(m.phases, bad[i].bit == VGW_METER_EXT_PHASES ? 0 : 1);
+		CHECK_NEAR(m.max_kw, bad[i].bit == VGW_METER_EXT_MAX_KW ? 0 : 7.4, 1e-12);
+		CHECK_INT(m.priority, bad[i].bit == VGW_METER_EXT_PRIORITY ? 0 : 4);
+	}
+
+	/* several at once: every bit, the first named */
+	CHECK_INT(dec_station("{\"power_kw\":1,\"kind\":\"hv\",\"phases\":2,\"max_kw\":0,"
+	                      "\"priority\":99}",
+	                      &m, &e),
+	          0);
+	CHECK_INT(m.ignored, VGW_METER_EXT_KIND | VGW_METER_EXT_PHASES | VGW_METER_EXT_MAX_KW |
+	                             VGW_METER_EXT_PRIORITY);
+	CHECK(strncmp(e.msg, "kind:", 5) == 0);
+	CHECK_STR(vgw_meter_ext_name(VGW_METER_EXT_MAX_KW), "max_kw");
+	CHECK(vgw_meter_ext_name(3) == NULL);
+
+	/* a bad required field still drops the meter, extensions or not */
+	BAD_STATION("{\"kind\":\"ac\",\"phases\":3}", "power_kw: required", FIELD);
+}
+
 static void test_station_not_json(void)
 {
 	BAD_STATION("", NULL, VGW_REJECT_BAD_JSON);
@@ -509,7 +611,7 @@ int main(void)
 		HCASE(test_station_phases),      HCASE(test_station_optional),
 		HCASE(test_station_not_json),    HCASE(test_site_full),
 		HCASE(test_site_fields),         HCASE(test_setpoint_encode),
-		HCASE(test_site_prefix_setting),
+		HCASE(test_site_prefix_setting), HCASE(test_station_extensions),
 	};
 	return harness_main("vehicle-gateway-meter", cases, HARNESS_N(cases));
 }
