@@ -22,7 +22,16 @@ RUN_DIR = os.path.abspath(os.environ.get("E2E_RUN_DIR")
                           or os.path.join(e2elib.REPO, "build", "e2e-run"))
 BUILD = os.environ.get("BUILD", "build")
 BIN_DIR = os.path.abspath(os.path.join(e2elib.REPO, BUILD, "bin"))
+# The suite sends many requests from 127.0.0.1 to one gateway: its rate
+# limits far above what any test sends (e2e/test_dlm_api.py checks the limits
+# on a gateway of its own).
+API_LIMITS_HIGH = {
+    "K_API__RATE_LIMIT__STRICT_MAX": "1000000",
+    "K_API__RATE_LIMIT__STANDARD_MAX": "1000000",
+    "K_API__RATE_LIMIT__RELAXED_MAX": "1000000",
+}
 STACK_ENV = {
+    **API_LIMITS_HIGH,
     "RUN_DIR": RUN_DIR,
     "BIN_DIR": BIN_DIR,
     "FLEET": "0",

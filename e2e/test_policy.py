@@ -14,6 +14,7 @@ from e2elib import wait_for
 
 RUN_DIR = conftest.RUN_DIR + "-policy"
 POLICY_ENV = {
+    **conftest.API_LIMITS_HIGH,
     "RUN_DIR": RUN_DIR,
     "BIN_DIR": conftest.BIN_DIR,
     "FLEET": "200",

@@ -1,6 +1,15 @@
 /* Input checks for the REST API: identifiers in paths, signal type names,
- * and the query string of GET /api/dispatch/logs. Pure functions: no I/O,
- * no allocation, no global state. */
+ * and the query strings of GET /api/dispatch/logs, /api/audit/logs and
+ * /api/audit/stats. Pure functions: no I/O, no allocation, no global
+ * state.
+ *
+ * Common rules of the query strings: a raw (still percent-encoded) query
+ * string, NULL or "" for none; parameters of ours are read, others
+ * ignored; an empty value counts as absent; when a parameter is repeated
+ * the last one counts; '+' is kept as a literal '+' (RFC 3339 offsets), a
+ * space must be written %20. Errors are one line naming the offending
+ * field ("limit: must be an integer between 1 and 1000") and
+ * V2G_ERR_INVAL. */
 #ifndef API_QUERY_H
 #define API_QUERY_H
 
@@ -26,13 +35,30 @@ struct api_log_query {
 	unsigned limit;                  /* 1..API_LOGS_LIMIT_MAX */
 };
 
-/* Parses a raw (still percent-encoded) query string; qs may be NULL or "".
- * Parameters start, end (RFC 3339), vehicle_id, signal_type and limit are
- * read; others are ignored; an empty value counts as absent; when a
- * parameter is repeated the last one counts. '+' is kept as a literal '+'
- * (RFC 3339 offsets), a space must be written %20. Returns 0, or
- * V2G_ERR_INVAL with one line naming the offending field in err
- * ("limit: must be an integer between 1 and 1000"). */
+/* GET /api/dispatch/logs: start, end (RFC 3339), vehicle_id, signal_type
+ * and limit. Returns 0 or V2G_ERR_INVAL with err set. */
 int api_log_query_parse(const char *qs, struct api_log_query *q, char *err, size_t errlen);
+
+/* A validated GET /api/audit/logs query. */
+struct api_audit_query {
+	char category[32];        /* "" = any; else a v2g_audit_category name */
+	int64_t start_ms, end_ms; /* valid when has_start / has_end */
+	int has_start, has_end;
+	unsigned limit; /* 1..V2G_AUDIT_QUERY_MAX_LIMIT, default 100 */
+};
+
+/* GET /api/audit/logs: category, startDate (alias start), endDate (alias
+ * end), limit. A date YYYY-MM-DD is that UTC day's start, or as the end
+ * the next day's start (endDate=2025-01-31 includes all of the 31st); an
+ * RFC 3339 time is taken as is (v2g_audit_parse_date). A name and its
+ * alias together are refused, so is an end not after the start. Returns 0 or V2G_ERR_INVAL with err
+ * set. */
+int api_audit_query_parse(const char *qs, struct api_audit_query *q, char *err, size_t errlen);
+
+#define API_AUDIT_DAYS_DEFAULT 7
+
+/* GET /api/audit/stats: days, 1..366 (default 7). Returns 0 or
+ * V2G_ERR_INVAL with err set. */
+int api_audit_stats_parse(const char *qs, unsigned *days, char *err, size_t errlen);
 
 #endif

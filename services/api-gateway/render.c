@@ -2,7 +2,11 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <string.h>
 
+#include "v2g/audit.h"
+#include "v2g/err.h"
+#include "v2g/json.h"
 #include "v2g/timeutil.h"
 #include "v2g/signal_type.h"
 
@@ -183,4 +187,81 @@ char *api_render_submit(const V2g__V1__SubmitSignalReply *r)
 	set(o, "signal_id", jstr(r->signal_id), &bad);
 	set(o, "dispatch_id", jstr(r->dispatch_id), &bad);
 	return dump(o, bad);
+}
+
+/* --- audit and DLM replies -------------------------------------------- */
+
+/* Parses a JSON object handed over by a peer (NULL when it is not one). */
+static json_t *peer_object(const char *text)
+{
+	json_t *j;
+	if (!text)
+		return NULL;
+	j = v2g_json_loadb(text, strlen(text), 0, NULL);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int dump_to(json_t *j, char **out)
+{
+	*out = j ? json_dumps(j, DUMP_FLAGS | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(j);
+	return *out ? V2G_OK : V2G_ERR_NOMEM;
+}
+
+int api_render_audit_logs(const V2g__V1__AuditReply *r, char **out)
+{
+	json_t *events = json_array(), *o;
+
+	*out = NULL;
+	if (!events)
+		return V2G_ERR_NOMEM;
+	for (size_t i = 0; i < r->n_events_json; i++) {
+		json_t *ev = peer_object(r->events_json[i]);
+		if (!ev) {
+			json_decref(events);
+			return V2G_ERR_PROTO;
+		}
+		if (json_array_append_new(events, ev)) {
+			json_decref(events);
+			return V2G_ERR_NOMEM;
+		}
+	}
+	o = json_pack("{s:I, s:o}", "count", (json_int_t)r->n_events_json, "events", events);
+	return dump_to(o, out);
+}
+
+int api_render_audit_stats(const V2g__V1__AuditStatsReply *r, unsigned days, char **out)
+{
+	struct v2g_audit_stats st;
+
+	*out = NULL;
+	if (days < 1 || days > V2G_AUDIT_STATS_MAX_DAYS || r->days != days || r->n_by_day != days ||
+	    r->n_by_category > V2G_AUDIT_NCATEGORIES)
+		return V2G_ERR_PROTO;
+	memset(&st, 0, sizeof(st));
+	st.days = (int)days;
+	st.from_ms = r->from_ms;
+	st.total = (size_t)r->total;
+	st.failures = (size_t)r->failures;
+	for (size_t i = 0; i < r->n_by_category; i++)
+		st.by_category[i] = (size_t)r->by_category[i];
+	for (size_t i = 0; i < r->n_by_day; i++)
+		st.by_day[i] = (size_t)r->by_day[i];
+	return dump_to(v2g_audit_stats_to_json(&st), out);
+}
+
+int api_dlm_reply_check(const V2g__V1__DlmReply *r)
+{
+	json_t *j;
+
+	if (!r || r->status < 200 || r->status > 599)
+		return V2G_ERR_PROTO;
+	if (!(j = peer_object(r->body_json)))
+		return V2G_ERR_PROTO;
+	json_decref(j);
+	return V2G_OK;
 }

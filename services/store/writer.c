@@ -83,9 +83,18 @@ static void count_dropped(struct store_writer *w, const struct wr_item *it)
 static void enqueue(struct store_writer *w, struct wr_item *it)
 {
 	const char *id = it->decision ? it->decision->decision->dispatch_id : NULL;
+	/* Once pushed, the item is the writer thread's (it may be written and
+	 * freed at once): keep what the logs and metrics below need. */
+	char idbuf[128];
+	size_t n = it->n;
+	if (id) {
+		snprintf(idbuf, sizeof idbuf, "%s", id);
+	}
 	enum store_push_result res;
 	void *evicted = NULL;
 	int rc = store_queue_push(w->q, id, it, &res, &evicted);
+	if (id)
+		id = idbuf;
 	if (rc) {
 		count_dropped(w, it);
 		if (id)
@@ -99,7 +108,7 @@ static void enqueue(struct store_writer *w, struct wr_item *it)
 	if (id)
 		v2g_counter_inc(w->m_received, NULL);
 	else
-		v2g_counter_add(w->m_audit_received, NULL, (double)it->n);
+		v2g_counter_add(w->m_audit_received, NULL, (double)n);
 	if (res == STORE_PUSH_COALESCED) {
 		v2g_debug("STORE-COALESCED", "decision %s replaced its queued predecessor", id);
 	} else if (res == STORE_PUSH_EVICTED) {

@@ -221,6 +221,127 @@ static void test_id_rule(void)
 	CHECK(!api_id_valid("..%2f"));
 }
 
+/* --- GET /api/audit/logs and /api/audit/stats ------------------------- */
+
+static struct api_audit_query aq;
+
+static int aparse(const char *qs)
+{
+	err[0] = '\0';
+	return api_audit_query_parse(qs, &aq, err, sizeof(err));
+}
+
+#define CHECK_ABAD(qs, want)                                                                      \
+	do {                                                                                      \
+		CHECK_INT(aparse(qs), V2G_ERR_INVAL);                                             \
+		if (strncmp(err, (want), strlen(want)) != 0)                                      \
+			harness_fail(__FILE__, __LINE__, "\"%s\": error \"%s\", expected \"%s\"", \
+			             (qs), err, (want));                                          \
+	} while (0)
+
+/* 2025-01-01T00:00:00Z, and one day */
+#define JAN1 1735689600000LL
+#define DAY  86400000LL
+
+static void test_audit_defaults(void)
+{
+	CHECK_INT(aparse(NULL), 0);
+	CHECK_STR(aq.category, "");
+	CHECK_INT(aq.has_start, 0);
+	CHECK_INT(aq.has_end, 0);
+	CHECK_INT(aq.limit, 100);
+	CHECK_INT(aparse("category=&startDate=&endDate=&limit=&start=&end="), 0);
+	CHECK_INT(aq.has_start + aq.has_end, 0);
+	CHECK_INT(aq.limit, 100);
+}
+
+static void test_audit_guide_example(void)
+{
+	/* the guide's: ?category=station_control&limit=50 */
+	CHECK_INT(aparse("category=station_control&limit=50"), 0);
+	CHECK_STR(aq.category, "station_control");
+	CHECK_INT(aq.limit, 50);
+	for (const char *const *c = (const char *const[]){ "config_change", "station_control",
+	                                                   "auth", "load_management", NULL };
+	     *c; c++) {
+		char qs[64];
+		snprintf(qs, sizeof(qs), "category=%s", *c);
+		CHECK_INT(aparse(qs), 0);
+		CHECK_STR(aq.category, *c);
+	}
+	CHECK_ABAD("category=AUTH", "category: must be config_change, station_control, auth or");
+	CHECK_ABAD("category=login", "category:");
+	CHECK_ABAD("category=auth%00", "category: bad percent-encoding");
+}
+
+static void test_audit_dates(void)
+{
+	/* a date: its start; as the end, the next day's start (inclusive day) */
+	CHECK_INT(aparse("startDate=2025-01-01&endDate=2025-01-31"), 0);
+	CHECK_INT(aq.has_start, 1);
+	CHECK_INT(aq.start_ms, JAN1);
+	CHECK_INT(aq.has_end, 1);
+	CHECK_INT(aq.end_ms, JAN1 + 31 * DAY);
+	/* one day */
+	CHECK_INT(aparse("startDate=2025-01-01&endDate=2025-01-01"), 0);
+	CHECK_INT(aq.end_ms - aq.start_ms, DAY);
+	/* RFC 3339 times as they are, '+' kept */
+	CHECK_INT(aparse("startDate=2025-01-01T01:00:00%2B01:00&endDate=2025-01-01T12:00:00Z"), 0);
+	CHECK_INT(aq.start_ms, JAN1);
+	CHECK_INT(aq.end_ms, JAN1 + DAY / 2);
+	/* start and end as aliases (GET /api/dispatch/logs's names) */
+	CHECK_INT(aparse("start=2025-01-02&end=2025-01-02T06:00:00Z"), 0);
+	CHECK_INT(aq.start_ms, JAN1 + DAY);
+	CHECK_INT(aq.end_ms, JAN1 + DAY + DAY / 4);
+	/* mixed */
+	CHECK_INT(aparse("start=2025-01-01&endDate=2025-01-01"), 0);
+	CHECK_INT(aq.end_ms, JAN1 + DAY);
+
+	CHECK_ABAD("startDate=yesterday", "startDate: must be a date (YYYY-MM-DD) or an RFC 3339");
+	CHECK_ABAD("endDate=2025-02-30", "endDate: must be a date");
+	CHECK_ABAD("start=2025-1-1", "start: must be a date");
+	CHECK_ABAD("end=2025-01-01T00:00:00", "end: must be a date");
+	CHECK_ABAD("startDate=2025-01-01&start=2025-01-01", "startDate: give startDate or start, "
+	                                                    "not both");
+	CHECK_ABAD("end=2025-01-01&endDate=2025-01-02", "endDate: give endDate or end, not both");
+	CHECK_ABAD("startDate=2025-01-02&endDate=2025-01-01", "endDate: must come after the start");
+	CHECK_ABAD("start=2025-01-02T00:00:01Z&end=2025-01-02T00:00:00Z", "end: must come after");
+	CHECK_ABAD("start=2025-01-02T00:00:00Z&end=2025-01-02T00:00:00Z", "end: must come after");
+}
+
+static void test_audit_limit(void)
+{
+	CHECK_INT(aparse("limit=1000"), 0);
+	CHECK_INT(aq.limit, 1000);
+	CHECK_INT(aparse("limit=1"), 0);
+	CHECK_INT(aq.limit, 1);
+	CHECK_ABAD("limit=0", "limit: must be an integer between 1 and 1000");
+	CHECK_ABAD("limit=1001", "limit:");
+	CHECK_ABAD("limit=-5", "limit:");
+	CHECK_ABAD("limit=1e3", "limit:");
+}
+
+static void test_audit_stats_days(void)
+{
+	unsigned days = 0;
+
+	CHECK_INT(api_audit_stats_parse(NULL, &days, err, sizeof(err)), 0);
+	CHECK_INT(days, 7);
+	CHECK_INT(api_audit_stats_parse("days=", &days, err, sizeof(err)), 0);
+	CHECK_INT(days, 7);
+	CHECK_INT(api_audit_stats_parse("days=1", &days, err, sizeof(err)), 0);
+	CHECK_INT(days, 1);
+	CHECK_INT(api_audit_stats_parse("x=1&days=366", &days, err, sizeof(err)), 0);
+	CHECK_INT(days, 366);
+	static const char *const bad[] = { "days=0",   "days=367",   "days=-1",
+		                           "days=7.5", "days=seven", "days=99999999999999999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK_INT(api_audit_stats_parse(bad[i], &days, err, sizeof(err)), V2G_ERR_INVAL);
+		CHECK_STR(err, "days: must be an integer between 1 and 366");
+	}
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
@@ -233,6 +354,11 @@ int main(void)
 		HCASE(test_vehicle_id),
 		HCASE(test_percent_encoding),
 		HCASE(test_unknown_and_repeated),
+		HCASE(test_audit_defaults),
+		HCASE(test_audit_guide_example),
+		HCASE(test_audit_dates),
+		HCASE(test_audit_limit),
+		HCASE(test_audit_stats_days),
 		HCASE(test_id_rule),
 	};
 	return harness_main("api-query", cases, HARNESS_N(cases));

@@ -1,9 +1,12 @@
 /* Bus replies -> REST JSON: field names, JSON types, null handling. */
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../services/api-gateway/render.h"
 #include "../harness/harness.h"
+#include "v2g/audit.h"
+#include "v2g/err.h"
 #include "v2g/timeutil.h"
 
 /* 2026-11-21T11:32:24.123Z and one minute later */
@@ -354,6 +357,140 @@ static void test_number_format(void)
 	free(s);
 }
 
+/* --- audit and DLM replies -------------------------------------------- */
+
+/* Two real events as the store keeps them (v2g_audit_event_encode). */
+static void test_audit_logs(void)
+{
+	struct v2g_audit_event ev[2];
+	struct v2g_audit_actor who = { "api", "bearer", "10.1.2.3" };
+	V2g__V1__AuditReply r = V2G__V1__AUDIT_REPLY__INIT;
+	char *texts[2], *out = NULL;
+	json_t *j, *evs;
+
+	memset(ev, 0, sizeof(ev));
+	CHECK_INT(v2g_audit_auth(&ev[0], T1, "login_failed", &who, 0, NULL), 0);
+	CHECK_INT(v2g_audit_station_control(&ev[1], T0, NULL, "ac-01", "set_power", NULL), 0);
+	texts[0] = v2g_audit_event_encode(&ev[0]);
+	texts[1] = v2g_audit_event_encode(&ev[1]);
+	r.n_events_json = 2;
+	r.events_json = texts;
+	CHECK_INT(api_render_audit_logs(&r, &out), 0);
+	j = parse(out);
+	CHECK(j != NULL);
+	CHECK_INT(json_integer_value(json_object_get(j, "count")), 2);
+	evs = json_object_get(j, "events");
+	CHECK_INT(json_array_size(evs), 2);
+	/* the same objects as v2g_audit_events_to_json's, in the store's order */
+	json_t *want = v2g_audit_events_to_json(ev, 2);
+	CHECK(json_equal(j, want));
+	CHECK_STR(str(json_array_get(evs, 0), "action"), "login_failed");
+	CHECK_STR(str(json_object_get(json_array_get(evs, 0), "actor"), "name"), "10.1.2.3");
+	CHECK_STR(str(json_array_get(evs, 1), "target"), "ac-01");
+	json_decref(want);
+	json_decref(j);
+
+	/* none */
+	r.n_events_json = 0;
+	CHECK_INT(api_render_audit_logs(&r, &out), 0);
+	CHECK_STR(out, "{\"count\":0,\"events\":[]}");
+	free(out);
+
+	/* an event that is not an object: not relayed */
+	char *badv[] = { texts[0], "[1,2]" };
+	r.n_events_json = 2;
+	r.events_json = badv;
+	CHECK_INT(api_render_audit_logs(&r, &out), V2G_ERR_PROTO);
+	CHECK(out == NULL);
+	badv[1] = "{\"a\":";
+	CHECK_INT(api_render_audit_logs(&r, &out), V2G_ERR_PROTO);
+	free(texts[0]);
+	free(texts[1]);
+	v2g_audit_event_fini(&ev[0]);
+	v2g_audit_event_fini(&ev[1]);
+}
+
+static void test_audit_stats(void)
+{
+	uint64_t cats[4] = { 1, 2, 3, 4 }, days[3] = { 0, 6, 4 };
+	V2g__V1__AuditStatsReply r = V2G__V1__AUDIT_STATS_REPLY__INIT;
+	char *out = NULL;
+	json_t *j, *bd;
+
+	r.days = 3;
+	r.from_ms = 1735689600000LL; /* 2025-01-01 */
+	r.total = 10;
+	r.failures = 3;
+	r.n_by_category = 4;
+	r.by_category = cats;
+	r.n_by_day = 3;
+	r.by_day = days;
+	CHECK_INT(api_render_audit_stats(&r, 3, &out), 0);
+	j = parse(out);
+	CHECK(j != NULL);
+	CHECK_INT(json_integer_value(json_object_get(j, "days")), 3);
+	CHECK_STR(str(j, "from"), "2025-01-01");
+	CHECK_STR(str(j, "to"), "2025-01-03");
+	CHECK_INT(json_integer_value(json_object_get(j, "total")), 10);
+	CHECK_INT(json_integer_value(json_object_get(j, "failures")), 3);
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "by_category"), "auth")),
+	          3);
+	CHECK_INT(json_integer_value(
+	                  json_object_get(json_object_get(j, "by_category"), "load_management")),
+	          4);
+	bd = json_object_get(j, "by_day");
+	CHECK_INT(json_object_size(bd), 3);
+	CHECK_INT(json_integer_value(json_object_get(bd, "2025-01-02")), 6);
+	json_decref(j);
+
+	/* fewer categories than we know: the others are 0 */
+	r.n_by_category = 1;
+	CHECK_INT(api_render_audit_stats(&r, 3, &out), 0);
+	j = parse(out);
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "by_category"), "auth")),
+	          0);
+	json_decref(j);
+	/* not what was asked */
+	CHECK_INT(api_render_audit_stats(&r, 7, &out), V2G_ERR_PROTO);
+	r.n_by_day = 2;
+	CHECK_INT(api_render_audit_stats(&r, 3, &out), V2G_ERR_PROTO);
+	r.n_by_day = 3;
+	r.n_by_category = 5;
+	CHECK_INT(api_render_audit_stats(&r, 3, &out), V2G_ERR_PROTO);
+	r.n_by_category = 4;
+	r.days = 0;
+	r.n_by_day = 0;
+	CHECK_INT(api_render_audit_stats(&r, 0, &out), V2G_ERR_PROTO);
+}
+
+static void test_dlm_reply_check(void)
+{
+	V2g__V1__DlmReply r = V2G__V1__DLM_REPLY__INIT;
+
+	r.status = 200;
+	r.body_json = "{\"running\":true}";
+	CHECK_INT(api_dlm_reply_check(&r), 0);
+	r.status = 404;
+	r.body_json = "{\"error\":\"no such station: x\"}";
+	CHECK_INT(api_dlm_reply_check(&r), 0);
+	r.status = 599;
+	CHECK_INT(api_dlm_reply_check(&r), 0);
+	r.status = 600;
+	CHECK_INT(api_dlm_reply_check(&r), V2G_ERR_PROTO);
+	r.status = 0;
+	CHECK_INT(api_dlm_reply_check(&r), V2G_ERR_PROTO);
+	r.status = 101;
+	CHECK_INT(api_dlm_reply_check(&r), V2G_ERR_PROTO);
+	r.status = 200;
+	static const char *const bad[] = { "", "[]", "\"x\"", "42", "{", "{} x", "null" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r.body_json = (char *)bad[i];
+		if (api_dlm_reply_check(&r) != V2G_ERR_PROTO)
+			harness_fail(__FILE__, __LINE__, "body %s accepted", bad[i]);
+	}
+	CHECK_INT(api_dlm_reply_check(NULL), V2G_ERR_PROTO);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
@@ -367,6 +504,9 @@ int main(void)
 		HCASE(test_logs),
 		HCASE(test_submit),
 		HCASE(test_number_format),
+		HCASE(test_audit_logs),
+		HCASE(test_audit_stats),
+		HCASE(test_dlm_reply_check),
 	};
 	return harness_main("api-render", cases, HARNESS_N(cases));
 }
