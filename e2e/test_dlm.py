@@ -13,11 +13,13 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
 
-from e2elib import (LoneService, metric_sum, mqtt_connect, mqtt_subscribe, unique, wait_for)
+from e2elib import (LoneService, metric_sum, mqtt_connect, mqtt_publish, mqtt_subscribe, unique,
+                    wait_for)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DEMO = os.path.join(REPO, "tools", "site-sim", "scenarios", "demo.json")
@@ -140,7 +142,19 @@ def test_overload_brought_under_the_service_limit(stack, dlm_site):
     assert metric_sum(text, "dlm_cycle_seconds_count") > 0
     avail = metric_sum(text, "dlm_site_available_kw", site=site)
     assert 0 <= avail <= LIMIT_KW, avail
-    assert "DLM-STATION-NEW" in dlm.log()
+    # each station planned from what its charger announces (kind, phases,
+    # max_kw, priority), none inferred
+    log = dlm.log()
+    assert log.count("DLM-STATION-NEW") == 12, log[-3000:]
+    for station, profile, max_kw, prio in (
+            ("ac-01", "ac_level2_three", 22.0, 5), ("ac-03", "ac_level2_three", 11.0, 8),
+            ("ac-06", "ac_level2_single", 7.4, 2), ("dc-01", "dcfc_ccs_medium", 150.0, 7),
+            ("dc-02", "dcfc_ccs_medium", 100.0, 5), ("dc-03", "dcfc_ccs_medium", 50.0, 4)):
+        line = "station=%s profile=%s max=%.1f kW" % (station, profile, max_kw)
+        assert line in log, (line, log[-3000:])
+        tail = log[log.index(line):].split("\n", 1)[0]
+        assert "priority=%d (announced)" % prio in tail, tail
+    assert "inferred from the meter" not in log
 
     # both site-dlm processes stay live, the simulator still runs
     assert dlm.status("/health/live") == 200
@@ -148,3 +162,101 @@ def test_overload_brought_under_the_service_limit(stack, dlm_site):
     assert sim.poll() is None, "site-sim exited early"
     stack_metrics = stack.metrics("site-dlm")
     assert 'dlm_site_available_kw{site="site-01"}' in stack_metrics
+
+
+SITE_LISTS = """dlm = {
+  feeders = (
+    { id = "F1"; breaker_rating_a = 125.0; cable_ampacity_a = 125.0; phases = 3;
+      stations = ["ac-01", "ac-02"]; },
+    { id = "F2"; breaker_rating_a = 250.0; cable_ampacity_a = 200.0; phases = 3;
+      max_power_kw = 120.0; stations = ["dc-01"]; }
+  );
+  transformers = ( { id = "T1"; rated_kva = 300.0; continuous_factor = 0.8;
+                     max_temp_c = 110.0; feeders = ["F1", "F2"]; } );
+};
+"""
+
+
+def test_feeders_and_transformers_from_the_config_file(bin_dir, tmp_path):
+    """dlm.feeders / dlm.transformers: a good file starts the service, a bad
+    entry stops it at start (and in -n) with one line naming the key."""
+    binary = os.path.join(bin_dir, "v2g-site-dlm")
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "config.cfg").write_text(SITE_LISTS)
+    check = subprocess.run([binary, "-n", "-c", str(good / "config.cfg")],
+                           capture_output=True, text=True, timeout=10)
+    assert check.returncode == 0, check.stderr
+
+    dlm = LoneService(bin_dir, "site-dlm", str(good), env={"K_DLM__SITE": unique("e2ecfg")})
+    dlm.start()
+    try:
+        dlm.wait_status("/health/live", 200, timeout=20)
+    finally:
+        assert dlm.terminate() == 0, dlm.log()[-3000:]
+
+    for text, line in (
+            (SITE_LISTS.replace("breaker_rating_a = 250.0", "breaker_rating_a = 0.0"),
+             "dlm.feeders[1].breaker_rating_a: must be > 0"),
+            (SITE_LISTS.replace("cable_ampacity_a = 200.0", "cable_ampacity = 200.0"),
+             "dlm.feeders[1].cable_ampacity: unknown field"),
+            (SITE_LISTS.replace('feeders = ["F1", "F2"]', 'feeders = ["F1", "F3"]'),
+             'dlm.transformers[0].feeders[1]: no feeder "F3" in dlm.feeders'),
+            (SITE_LISTS.replace('stations = ["dc-01"]', 'stations = ["ac-02"]'),
+             'dlm.feeders[1].stations[0]: "ac-02" is already on feeder "F1"')):
+        path = tmp_path / "bad.cfg"
+        path.write_text(text)
+        for args in ([binary, "-n", "-c", str(path)], [binary, "-c", str(path)]):
+            r = subprocess.run(args, capture_output=True, text=True, timeout=10,
+                               cwd=str(tmp_path))
+            assert r.returncode == 2, (args, r.returncode, r.stderr)
+            assert line in r.stderr, (line, r.stderr)
+
+
+def test_station_announcement_changes_are_applied(stack, bin_dir, tmp_path):
+    """A charger that announces a new priority or rating is updated in
+    place; setpoints keep coming (DC re-planned with its new maximum)."""
+    site = unique("e2eann")
+    dlm = LoneService(bin_dir, "site-dlm", str(tmp_path / "dlm"), env={
+        "K_BUS__TELEMETRY": stack.env["V2G_BUS_TELEMETRY"],
+        "K_BUS__GATEWAY_IN": stack.env["V2G_BUS_GATEWAY_IN"],
+        "K_DLM__SITE": site,
+        "K_DLM__CYCLE_MS": "200",
+    }).start()
+    c = mqtt_connect(stack.mqtt_host, stack.mqtt_port, unique("e2e-ann"))
+    watch = SiteWatch(stack, site)
+    try:
+        dlm.wait_status("/health/ready", 200, timeout=20)
+        meter = {"power_kw": 40.0, "voltage_v": {"A": 230, "B": 230, "C": 230},
+                 "status": "charging", "kind": "dc", "phases": 3, "max_kw": 120,
+                 "priority": 3}
+
+        def send_until(pred, desc):
+            def step():
+                mqtt_publish(c, "site/%s/station/dc-9/meter" % site, meter, qos=0)
+                time.sleep(0.1)
+                return pred()
+            wait_for(step, 15, desc=desc)
+
+        send_until(lambda: "station=dc-9 profile=dcfc_ccs_medium max=120.0 kW" in dlm.log(),
+                   "dc-9 learned as announced")
+        assert "priority=3 (announced)" in dlm.log()
+        meter["priority"] = 9
+        send_until(lambda: "station=dc-9 priority 3 -> 9" in dlm.log(), "the new priority")
+        meter["max_kw"] = 60
+        send_until(lambda: "station=dc-9 announces kind=dc phases=3 max_kw=60: "
+                           "profile=dcfc_ccs_medium max=60.0 kW priority=9" in dlm.log(),
+                   "the new rating")
+        # the station is still controlled, within its new rating
+        n = len(watch.stations_with_setpoints().get("dc-9", []))
+        send_until(lambda: len(watch.stations_with_setpoints().get("dc-9", [])) > n + 2,
+                   "more setpoints for dc-9")
+        assert watch.stations_with_setpoints()["dc-9"][-1]["power_kw"] <= 60 + 1e-9
+        assert "DLM-STATION-CHANGE-FAIL" not in dlm.log()
+        assert dlm.log().count("DLM-STATION-NEW") == 1
+    finally:
+        watch.close()
+        c.disconnect()
+        c.loop_stop()
+        status = dlm.terminate()
+        assert status == 0, "site-dlm exit status %s:\n%s" % (status, dlm.log()[-3000:])

@@ -23,7 +23,8 @@
 struct lstation {
 	char id[DLM_CAP_ID_LEN];
 	int priority;
-	double demand_kw; /* < 0: capability max */
+	double demand_kw;   /* < 0: capability max */
+	double override_kw; /* an operator's cap (< 0: none) */
 	enum dlm_cap_type type;
 	struct dlm_phase_cfg ph; /* AC */
 	double cur[3];           /* AC: the setpoint now, station phases */
@@ -69,6 +70,7 @@ struct dlm_loop {
 	size_t n_t, cap_t;
 
 	struct dlm_headroom site_h;
+	struct dlm_fs_actions fa; /* the last cycle's, owned by the manager */
 	double available_kw;
 	struct dlm_loop_stats stats;
 };
@@ -83,6 +85,12 @@ static double dmin(double a, double b)
 static double dmax(double a, double b)
 {
 	return a > b ? a : b;
+}
+
+static double ac_kw_at(const struct dlm_phase_cfg *ph, double amps)
+{
+	double c[3] = { amps, amps, amps };
+	return dlm_phase_currents_to_power(ph, c);
 }
 
 static int clamp_prio(int p)
@@ -212,6 +220,20 @@ static int station_setup(struct dlm_loop *l, struct lstation *s, const struct dl
 			if (dlm_dc_init(&s->dc, cfg->id, cap))
 				return V2G_ERR_INVAL;
 			dlm_dc_set_ramp_rate(&s->dc, l->cfg.dc_ramp_kw_per_s);
+		} else {
+			/* A new capability for the same charger: its limits
+			 * change, its ramp and measurements stay. */
+			struct dlm_dc_charger *dc = &s->dc;
+			if (cap->power_max_kw <= 0 || cap->power_min_kw > cap->power_max_kw)
+				return V2G_ERR_INVAL;
+			if (dc->current_limit_a >= dc->current_max_a ||
+			    dc->current_limit_a > cap->current_max)
+				dc->current_limit_a = cap->current_max;
+			dc->power_min_kw = cap->power_min_kw;
+			dc->power_max_kw = cap->power_max_kw;
+			dc->current_min_a = cap->current_min;
+			dc->current_max_a = cap->current_max;
+			dc->bidi_capable = (cap->features & DLM_FEAT_BIDIRECTIONAL) != 0;
 		}
 	}
 	s->type = cap->type;
@@ -245,6 +267,7 @@ int dlm_loop_add_station(struct dlm_loop *l, const struct dlm_loop_station_cfg *
 		return V2G_ERR_NOMEM;
 	strcpy(s->id, cfg->id);
 	s->type = DLM_CAP_TYPE_UNSET;
+	s->override_kw = -1;
 	s->last_step_ms = NEVER;
 	s->meas_temp_c = NAN;
 	s->meas_soc = NAN;
@@ -327,6 +350,54 @@ int dlm_loop_set_priority(struct dlm_loop *l, const char *id, int priority)
 	if (!s)
 		return V2G_ERR_NOTFOUND;
 	s->priority = clamp_prio(priority);
+	return 0;
+}
+
+int dlm_loop_set_override(struct dlm_loop *l, const char *id, double kw)
+{
+	struct lstation *s = l ? find(l, id) : NULL;
+	if (!s)
+		return V2G_ERR_NOTFOUND;
+	if (isnan(kw))
+		return V2G_ERR_INVAL;
+	s->override_kw = kw < 0 ? -1 : kw;
+	return 0;
+}
+
+int dlm_loop_set_override_current(struct dlm_loop *l, const char *id, double amps)
+{
+	struct lstation *s = l ? find(l, id) : NULL;
+	if (!s)
+		return V2G_ERR_NOTFOUND;
+	if (isnan(amps) || s->type != DLM_CAP_AC)
+		return V2G_ERR_INVAL;
+	if (amps < 0) {
+		s->override_kw = -1;
+		return 0;
+	}
+	/* Under the IEC minimum the station cannot run: a stop. */
+	s->override_kw = amps < DLM_IEC_MIN_A ? 0 : ac_kw_at(&s->ph, amps);
+	return 0;
+}
+
+double dlm_loop_override(const struct dlm_loop *l, const char *id)
+{
+	const struct lstation *s = l ? find(l, id) : NULL;
+	return s ? s->override_kw : -1;
+}
+
+int dlm_loop_station_info(const struct dlm_loop *l, const char *id,
+                          struct dlm_loop_station_cfg *out)
+{
+	const struct lstation *s = l ? find(l, id) : NULL;
+	if (!s || !out)
+		return V2G_ERR_NOTFOUND;
+	*out = (struct dlm_loop_station_cfg){ .id = s->id,
+		                              .priority = s->priority,
+		                              .demand_kw = s->demand_kw,
+		                              .rotation =
+		                                      s->type == DLM_CAP_AC ? s->ph.rotation : 0,
+		                              .failsafe = NULL };
 	return 0;
 }
 
@@ -578,12 +649,6 @@ static int order_cmp(const void *a, const void *b, void *arg)
 
 /* ---- setpoints ---- */
 
-static double ac_kw_at(const struct dlm_phase_cfg *ph, double amps)
-{
-	double c[3] = { amps, amps, amps };
-	return dlm_phase_currents_to_power(ph, c);
-}
-
 static void ac_clamp(const struct dlm_loop *l, struct lstation *s, double cur[3])
 {
 	for (int p = 0; p < 3; p++) {
@@ -692,8 +757,11 @@ int dlm_loop_cycle(struct dlm_loop *l, int64_t now_ms, struct dlm_setpoint *out,
 	/* 2. Fail-safe. */
 	dlm_failsafe_heartbeat(l->fs, now_ms);
 	struct dlm_fs_actions fa;
+	l->fa.n = 0;
+	l->fa.v = NULL;
 	if (dlm_failsafe_check(l->fs, now_ms, &fa))
 		return V2G_ERR_NOMEM;
+	l->fa = fa;
 	stx->fs_applied = stx->fs_restored = 0;
 	for (size_t i = 0; i < fa.n; i++) {
 		struct lstation *s = find(l, fa.v[i].station);
@@ -754,6 +822,8 @@ int dlm_loop_cycle(struct dlm_loop *l, int64_t now_ms, struct dlm_setpoint *out,
 			min_kw = s->dc.power_min_kw;
 		}
 		s->cap_kw = s->demand_kw < 0 ? max_kw : dmin(s->demand_kw, max_kw);
+		if (s->override_kw >= 0)
+			s->cap_kw = dmin(s->cap_kw, s->override_kw);
 		s->min_kw = min_kw;
 		l->order[nctl++] = i;
 	}
@@ -765,7 +835,8 @@ int dlm_loop_cycle(struct dlm_loop *l, int64_t now_ms, struct dlm_setpoint *out,
 		l->rt[t] = dmax(l->rt[t], 0);
 
 	/* 3. Allocation by priority class. */
-	qsort_r(l->order, nctl, sizeof(*l->order), order_cmp, l->st);
+	if (nctl) /* order is NULL before the first station */
+		qsort_r(l->order, nctl, sizeof(*l->order), order_cmp, l->st);
 	for (size_t a = 0; a < nctl;) {
 		size_t b = a;
 		while (b < nctl && l->st[l->order[b]]->priority == l->st[l->order[a]]->priority)
@@ -869,6 +940,14 @@ double dlm_loop_available_kw(const struct dlm_loop *l)
 	return l ? l->available_kw : 0;
 }
 
+void dlm_loop_failsafe_actions(const struct dlm_loop *l, struct dlm_fs_actions *out)
+{
+	if (!out)
+		return;
+	out->n = l ? l->fa.n : 0;
+	out->v = l && l->fa.n ? l->fa.v : NULL;
+}
+
 const struct dlm_loop_stats *dlm_loop_stats(const struct dlm_loop *l)
 {
 	return l ? &l->stats : NULL;
@@ -896,13 +975,15 @@ json_t *dlm_loop_status_obj(const struct dlm_loop *l)
 		const char *fid =
 		        st->feeder >= 0 ? dlm_site_feeder_id(l->site, (size_t)st->feeder) : NULL;
 		json_array_append_new(
-		        list, json_pack("{s:s,s:s,s:i,s:f,s:f,s:f,s:[f,f,f],s:b,s:o}", "id", st->id,
-		                        "type", st->type == DLM_CAP_DC ? "dc" : "ac", "priority",
-		                        st->priority, "demand_kw", st->demand_kw, "power_kw",
-		                        st->sp.power_kw, "allocated_kw", st->sp.allocated_kw,
-		                        "current_a", st->sp.current_a[0], st->sp.current_a[1],
-		                        st->sp.current_a[2], "failsafe", st->failsafe, "feeder",
-		                        fid ? json_string(fid) : json_null()));
+		        list,
+		        json_pack("{s:s,s:s,s:i,s:f,s:f,s:f,s:[f,f,f],s:b,s:o,s:o}", "id", st->id,
+		                  "type", st->type == DLM_CAP_DC ? "dc" : "ac", "priority",
+		                  st->priority, "demand_kw", st->demand_kw, "power_kw",
+		                  st->sp.power_kw, "allocated_kw", st->sp.allocated_kw, "current_a",
+		                  st->sp.current_a[0], st->sp.current_a[1], st->sp.current_a[2],
+		                  "failsafe", st->failsafe, "feeder",
+		                  fid ? json_string(fid) : json_null(), "override_kw",
+		                  st->override_kw >= 0 ? json_real(st->override_kw) : json_null()));
 	}
 	return json_pack("{s:I,s:I,s:f,s:{s:f,s:f,s:f,s:s},s:f,s:f,s:f,s:i,s:f,s:I,"
 	                 "s:{s:I,s:I,s:I,s:I},s:o}",

@@ -8,7 +8,8 @@
  *      allocation until it is heard again (RESTORE);
  *   3. allocates the capacity: priority classes from 10 down to 1, max-min
  *      fair (water-filling) inside a class, each station capped by its
- *      demand and its capability (DC: also thermal derating and taper),
+ *      demand, its operator override (dlm_loop_set_override) and its
+ *      capability (DC: also thermal derating and taper),
  *      under the site budget, every transformer's and every feeder's
  *      budget at once. A budget is the constraint's headroom
  *      (dlm_site_capacity) plus what the controlled stations under it draw
@@ -117,7 +118,9 @@ struct dlm_loop *dlm_loop_new(const struct dlm_loop_cfg *cfg, struct dlm_site *s
 void dlm_loop_free(struct dlm_loop *l); /* NULL is fine */
 
 /* Adds (or reconfigures, keeping its state) a station. Its kind, phases and
- * limits come from the capability registry; it is registered with the
+ * limits come from the capability registry (read again on a reconfigure:
+ * a rediscovered station gets its new limits, a DC charger keeping its
+ * ramp, its operator override kept too); it is registered with the
  * fail-safe manager (heard at now_ms when new). V2G_ERR_NOTFOUND when the
  * station has no capability, V2G_ERR_INVAL for a bad cfg, V2G_ERR_NOMEM. */
 int dlm_loop_add_station(struct dlm_loop *l, const struct dlm_loop_station_cfg *cfg,
@@ -130,6 +133,27 @@ size_t dlm_loop_station_count(const struct dlm_loop *l);
  * priority (1..10). V2G_ERR_NOTFOUND. */
 int dlm_loop_set_demand(struct dlm_loop *l, const char *id, double kw);
 int dlm_loop_set_priority(struct dlm_loop *l, const char *id, int priority);
+
+/* An operator's limit on a station (a manual override, the phase-currents
+ * and dc-power routes): a cap on what the allocator gives it, on top of
+ * its demand and capability; the site, feeder, transformer, shedding and
+ * phase-balance limits still apply below it, and a silent station still
+ * gets its fail-safe setpoint. kw >= 0 sets the cap (under the station's
+ * minimum it stops), kw < 0 releases it. Kept when the station is
+ * reconfigured (dlm_loop_add_station). V2G_ERR_NOTFOUND, V2G_ERR_INVAL
+ * (NaN). */
+int dlm_loop_set_override(struct dlm_loop *l, const char *id, double kw);
+/* The same for an AC station in amps per phase, converted with the
+ * station's own phase configuration (amps under the IEC 6 A minimum give a
+ * stop, amps < 0 release). V2G_ERR_INVAL for a DC station or NaN. */
+int dlm_loop_set_override_current(struct dlm_loop *l, const char *id, double amps);
+/* The station's override in kW, or -1 (none, or an unknown station). */
+double dlm_loop_override(const struct dlm_loop *l, const char *id);
+
+/* The station's present configuration (id borrowed from the loop, failsafe
+ * NULL), e.g. to re-add it after a new capability. V2G_ERR_NOTFOUND. */
+int dlm_loop_station_info(const struct dlm_loop *l, const char *id,
+                          struct dlm_loop_station_cfg *out);
 
 /* A station meter reading at now_ms: power (kW, import > 0), phase currents
  * (may be NULL), cable temperature and SoC (NaN: unknown, the last known
@@ -155,6 +179,10 @@ int dlm_loop_cycle(struct dlm_loop *l, int64_t now_ms, struct dlm_setpoint *out,
  * what the last cycle's setpoints add to them; never negative. */
 double dlm_loop_available_kw(const struct dlm_loop *l);
 const struct dlm_loop_stats *dlm_loop_stats(const struct dlm_loop *l);
+/* The fail-safe actions (APPLY / RESTORE) of the last cycle, for the audit
+ * log: owned by the fail-safe manager, valid until the next cycle or until
+ * a station is removed. n = 0 before the first cycle. */
+void dlm_loop_failsafe_actions(const struct dlm_loop *l, struct dlm_fs_actions *out);
 
 /* The last setpoint of a station, V2G_ERR_NOTFOUND. */
 int dlm_loop_station_setpoint(const struct dlm_loop *l, const char *id, struct dlm_setpoint *out);
@@ -163,7 +191,8 @@ int dlm_loop_station_setpoint(const struct dlm_loop *l, const char *id, struct d
  * available_kw, binding}, "budget_kw", "allocated_kw", "setpoint_kw",
  * "shed_level", "imbalance", "stations": {total, controlled, in_failsafe,
  * charging}, "station_list": [{id, type, priority, demand_kw, power_kw,
- * allocated_kw, current_a:[3], failsafe, feeder}]}. Caller owns it. */
+ * allocated_kw, current_a:[3], failsafe, feeder, override_kw (null: none)}]}.
+ * Caller owns it. */
 json_t *dlm_loop_status_obj(const struct dlm_loop *l);
 char *dlm_loop_status_json(const struct dlm_loop *l); /* caller frees */
 

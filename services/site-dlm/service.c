@@ -10,12 +10,17 @@
 #include <unistd.h>
 
 #include "capability.h"
+#include "control.h"
+#include "learn.h"
 #include "loop.h"
+#include "v2g/audit_sink.h"
+#include "v2g/breaker.h"
 #include "v2g/bus.h"
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/metrics.h"
 #include "v2g/timeutil.h"
+#include "v2g/watchdog.h"
 
 /* --- the running service ------------------------------------------------- */
 
@@ -28,25 +33,107 @@ struct dlm_service {
 	struct dlm_shed *shed;
 	struct dlm_failsafe *fs;
 	struct dlm_cap_registry *caps;
+	struct dlm_learned *learned; /* stations' last announcements (learn.h) */
 	struct dlm_loop *loop;
 	struct dlm_setpoint *sp; /* cycle output, sp_cap entries */
 	size_t sp_cap;
-	int last_shed_level;
+	struct dlm_ctl_ctx ctl; /* the REST operations (control.h), under mu */
+	struct v2g_audit_sink *audit;
+	struct v2g_breaker_registry *breakers;
+	struct v2g_breaker *gw_breaker; /* around the setpoint PUSH */
+	struct v2g_watchdog_registry *wd;
+	struct v2g_watchdog *wd_cycle, *wd_meters;
+	int cap_failing; /* the last SiteCapacity could not be sent */
 	struct v2g_bus_server *rep;
 	struct v2g_bus_peers *tel_peers;
-	nng_socket tel_sub, gw_push;
+	nng_socket tel_sub, gw_push, cap_push;
 	pthread_t tel_thread, cycle_thread;
 	int threads;
 	volatile int stopping;
 	struct v2g_metric *m_cycle, *m_avail, *m_shed, *m_fs, *m_sent, *m_stations, *m_bad,
-	        *m_send_fail;
+	        *m_send_fail, *m_held, *m_cap_sent, *m_cap_fail, *m_wd;
 };
 
+/* Who asks, from the request (the api-gateway's actor; "api" when none). */
+static void request_actor(const V2g__V1__DlmActor *a, struct v2g_audit_actor *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->type, sizeof(out->type), "%s", a && a->type && a->type[0] ? a->type : "api");
+	snprintf(out->id, sizeof(out->id), "%s", a && a->id ? a->id : "");
+	snprintf(out->name, sizeof(out->name), "%s", a && a->name ? a->name : "");
+}
+
+/* bus.dlm: one DlmRequest -> one DlmReply (control.h), under mu. */
 static void handle(void *arg, const v2g_env *req, struct v2g_bus_reply *rep)
 {
-	(void)arg;
-	(void)req;
-	v2g_bus_reply_error(rep, 501, "site-dlm: no control requests are served yet");
+	struct dlm_service *s = arg;
+	if (req->body_case != V2G__V1__ENVELOPE__BODY_DLM_REQUEST || !req->dlm_request) {
+		v2g_counter_inc(s->m_bad, "request");
+		v2g_bus_reply_error(rep, 400, "site-dlm: expected a DlmRequest");
+		return;
+	}
+	const V2g__V1__DlmRequest *q = req->dlm_request;
+	struct v2g_audit_actor actor;
+	json_t *body = NULL;
+	request_actor(q->actor, &actor);
+	pthread_mutex_lock(&s->mu);
+	int status = dlm_control(&s->ctl, q->op, q->station, q->body_json,
+	                         q->body_json ? strlen(q->body_json) : 0, q->query, &actor,
+	                         v2g_mono_ms(), &body);
+	pthread_mutex_unlock(&s->mu);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text) {
+		v2g_bus_reply_error(rep, 500, "site-dlm: out of memory");
+		return;
+	}
+	V2g__V1__DlmReply r = V2G__V1__DLM_REPLY__INIT;
+	r.status = status;
+	r.body_json = text;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	env.body_case = V2G__V1__ENVELOPE__BODY_DLM_REPLY;
+	env.dlm_reply = &r;
+	v2g_bus_reply_send(rep, &env);
+	free(text);
+}
+
+/* The audit callback of the control operations and the cycle. */
+static void audit_out(void *arg, const struct v2g_audit_event *ev)
+{
+	struct dlm_service *s = arg;
+	int rc = v2g_audit_sink_emit(s->audit, ev);
+	if (rc)
+		v2g_warn("DLM-AUDIT", "site=%s: audit event %s not queued: %s", s->site, ev->action,
+		         v2g_strerror(rc));
+}
+
+static void on_watchdog(void *arg, const char *name, int64_t overdue_ms)
+{
+	struct dlm_service *s = arg;
+	v2g_counter_inc(s->m_wd, name);
+	if (strcmp(name, "control_cycle") == 0)
+		v2g_error("DLM-WATCHDOG",
+		          "site=%s watchdog %s: no control cycle for %lld ms (timeout %d ms): "
+		          "not ready",
+		          s->site, name, (long long)(5 * s->st->cycle_ms + overdue_ms),
+		          5 * s->st->cycle_ms);
+	else
+		v2g_warn("DLM-WATCHDOG", "site=%s watchdog %s: no meter from the site for %lld ms",
+		         s->site, name, (long long)(s->st->comm_timeout_ms + overdue_ms));
+}
+
+/* Health check "control-cycle" (critical): fails while the control_cycle
+ * watchdog has expired. Polls the watchdogs too (a stalled cycle thread
+ * cannot). */
+static int cycle_probe(void *arg, char *detail, size_t len)
+{
+	struct dlm_service *s = arg;
+	v2g_watchdog_poll(s->wd, v2g_mono_ms());
+	if (v2g_watchdog_expired(s->wd_cycle)) {
+		snprintf(detail, len, "no control cycle for over %d ms", 5 * s->st->cycle_ms);
+		return 1;
+	}
+	return 0;
 }
 
 static int phases_ok(const V2g__V1__Phases *p)
@@ -54,46 +141,167 @@ static int phases_ok(const V2g__V1__Phases *p)
 	return p && !isnan(p->a) && !isnan(p->b) && !isnan(p->c);
 }
 
-/* The capability of a station first heard, from its meter (see service.h). */
+/* What the meter says about its charger (learn.h). */
+static void meter_shape(const V2g__V1__StationMeter *m, struct dlm_meter_shape *sh)
+{
+	memset(sh, 0, sizeof(*sh));
+	if (m->kind && (!strcmp(m->kind, "ac") || !strcmp(m->kind, "dc")))
+		memcpy(sh->ann.kind, m->kind, 3);
+	sh->ann.phases = m->phases == 1 || m->phases == 3 ? m->phases : 0;
+	sh->ann.max_kw = m->max_kw > 0 && isfinite(m->max_kw) ? m->max_kw : 0;
+	sh->ann.priority = m->priority >= 1 && m->priority <= 10 ? m->priority : 0;
+	sh->has_current = m->current_a != NULL;
+	sh->current_a[0] = m->current_a ? m->current_a->a : NAN;
+	sh->current_a[1] = m->current_a ? m->current_a->b : NAN;
+	sh->current_a[2] = m->current_a ? m->current_a->c : NAN;
+}
+
+static int plan_has_overrides(const struct dlm_station_plan *p)
+{
+	return p->ov.current_max > 0 || p->ov.power_max_kw > 0 || p->ov.power_min_kw > 0;
+}
+
+/* Overrides that rebuild cap exactly from its profile (to undo a change). */
+static void cap_overrides(const struct dlm_cap *cap, struct dlm_cap_overrides *ov)
+{
+	*ov = (struct dlm_cap_overrides){ .type = cap->type,
+		                          .connector = cap->connector,
+		                          .voltage_min = cap->voltage_min,
+		                          .voltage_max = cap->voltage_max,
+		                          .current_min = cap->current_min,
+		                          .current_max = cap->current_max,
+		                          .power_min_kw = cap->power_min_kw,
+		                          .power_max_kw = cap->power_max_kw,
+		                          .phases = cap->phases,
+		                          .features_set = 1,
+		                          .features = cap->features };
+}
+
+/* Records the station's capability per plan, then adds (or reconfigures)
+ * it in the loop, keeping its demand and its operator override. A DC
+ * station that stays DC is removed and added again: the loop keeps a DC
+ * charger's limits from its first configuration. On error the station is
+ * left as it was (or, when even that fails, forgotten: the next meter
+ * learns it again). */
+static int apply_plan(struct dlm_service *s, const char *station, const struct dlm_station_plan *p,
+                      int64_t now)
+{
+	const struct dlm_cap *old = dlm_cap_get(s->caps, station);
+	struct dlm_cap before;
+	struct dlm_loop_station_cfg sc = { .id = station,
+		                           .priority = p->priority,
+		                           .demand_kw = -1,
+		                           .rotation = p->rotation,
+		                           .failsafe = NULL },
+	                            prev = sc;
+	double override_kw = -1;
+	int rc;
+
+	if (old) {
+		before = *old;
+		if (dlm_loop_station_info(s->loop, station, &prev) == 0) {
+			sc.demand_kw = prev.demand_kw;
+			prev.id = station; /* the loop's copy may go with a removal */
+		}
+		override_kw = dlm_loop_override(s->loop, station);
+	}
+	rc = dlm_cap_discover(s->caps, station, "mqtt", p->profile,
+	                      plan_has_overrides(p) ? &p->ov : NULL, NULL);
+	if (rc)
+		return rc;
+	int readd = old && before.type == DLM_CAP_DC &&
+	            dlm_cap_get(s->caps, station)->type == DLM_CAP_DC;
+	if (readd)
+		dlm_loop_remove_station(s->loop, station);
+	rc = dlm_loop_add_station(s->loop, &sc, now);
+	if (rc) {
+		struct dlm_cap_overrides ov;
+		if (!old) {
+			dlm_cap_remove(s->caps, station);
+			return rc;
+		}
+		cap_overrides(&before, &ov);
+		if (dlm_cap_discover(s->caps, station, before.protocol, before.profile, &ov,
+		                     NULL) ||
+		    (readd && dlm_loop_add_station(s->loop, &prev, now))) {
+			dlm_loop_remove_station(s->loop, station);
+			dlm_cap_remove(s->caps, station);
+		}
+		return rc;
+	}
+	if (override_kw >= 0)
+		dlm_loop_set_override(s->loop, station, override_kw);
+	return V2G_OK;
+}
+
+/* A station first heard: its capability from its meter (learn.h). */
 static int learn_station(struct dlm_service *s, const V2g__V1__StationMeter *m, int64_t now)
 {
-	const char *profile = "ac_level2_three";
-	int rotation = 0;
+	struct dlm_meter_shape sh;
+	struct dlm_station_plan p;
 
 	if (dlm_loop_station_count(s->loop) >= (size_t)s->st->max_stations)
 		return V2G_ERR_TOOBIG;
-	if (!m->current_a) {
-		profile = "dcfc_ccs_medium";
-	} else if (phases_ok(m->current_a)) {
-		double c[3] = { m->current_a->a, m->current_a->b, m->current_a->c };
-		int on = 0;
-		for (int i = 0; i < 3; i++) {
-			if (c[i] > 0.5) {
-				on++;
-				rotation = i;
-			}
-		}
-		if (on == 1)
-			profile = "ac_level2_single";
-		else
-			rotation = 0;
-	}
-	int rc = dlm_cap_discover(s->caps, m->station, "mqtt", profile, NULL, NULL);
+	meter_shape(m, &sh);
+	dlm_learn_plan(&sh, s->st->default_priority, &p);
+	int rc = apply_plan(s, m->station, &p, now);
 	if (rc)
 		return rc;
-	struct dlm_loop_station_cfg sc = { .id = m->station,
-		                           .priority = s->st->default_priority,
-		                           .demand_kw = -1,
-		                           .rotation = rotation,
-		                           .failsafe = NULL };
-	rc = dlm_loop_add_station(s->loop, &sc, now);
-	if (rc) {
-		dlm_cap_remove(s->caps, m->station);
-		return rc;
-	}
-	v2g_info("DLM-STATION-NEW", "site=%s station=%s profile=%s rotation=%d", s->site,
-	         m->station, profile, rotation);
+	if (dlm_learned_put(s->learned, m->station, &sh.ann))
+		v2g_warn("DLM-STATION-NOMEM", "site=%s station=%s: its announcement is not kept",
+		         s->site, m->station);
+	static const struct dlm_announce none;
+	v2g_info("DLM-STATION-NEW",
+	         "site=%s station=%s profile=%s max=%.1f kW rotation=%d priority=%d (%s)", s->site,
+	         m->station, p.profile, dlm_cap_get(s->caps, m->station)->power_max_kw, p.rotation,
+	         p.priority,
+	         !dlm_announce_diff(&sh.ann, &none) ? "inferred from the meter"
+	         : p.inferred                       ? "announced in part"
+	                                            : "announced");
 	return V2G_OK;
+}
+
+/* A known station: when its announcement changed since it was last
+ * applied, plan it again (capability) or just move its priority. */
+static void relearn_station(struct dlm_service *s, const V2g__V1__StationMeter *m, int64_t now)
+{
+	struct dlm_meter_shape sh;
+	struct dlm_announce last;
+	struct dlm_station_plan p;
+
+	meter_shape(m, &sh);
+	if (dlm_learned_get(s->learned, m->station, &last))
+		memset(&last, 0, sizeof(last)); /* known through another path */
+	unsigned diff = dlm_announce_diff(&last, &sh.ann);
+	if (!diff)
+		return;
+	dlm_learn_plan(&sh, s->st->default_priority, &p);
+	int rc = 0;
+	if (diff & DLM_ANN_CAP)
+		rc = apply_plan(s, m->station, &p, now);
+	else
+		rc = dlm_loop_set_priority(s->loop, m->station, p.priority);
+	/* Recorded even on failure: one attempt (and line) per change. */
+	dlm_learned_put(s->learned, m->station, &sh.ann);
+	if (rc) {
+		v2g_warn("DLM-STATION-CHANGE-FAIL",
+		         "site=%s station=%s: new announcement (kind=%s phases=%d max_kw=%g "
+		         "priority=%d) not applied: %s",
+		         s->site, m->station, sh.ann.kind[0] ? sh.ann.kind : "-", sh.ann.phases,
+		         sh.ann.max_kw, sh.ann.priority, v2g_strerror(rc));
+		return;
+	}
+	if (diff & DLM_ANN_CAP)
+		v2g_info("DLM-STATION-CHANGE",
+		         "site=%s station=%s announces kind=%s phases=%d max_kw=%g: profile=%s "
+		         "max=%.1f kW priority=%d",
+		         s->site, m->station, sh.ann.kind[0] ? sh.ann.kind : "-", sh.ann.phases,
+		         sh.ann.max_kw, p.profile, dlm_cap_get(s->caps, m->station)->power_max_kw,
+		         p.priority);
+	else
+		v2g_info("DLM-STATION-CHANGE", "site=%s station=%s priority %d -> %d", s->site,
+		         m->station, last.priority ? last.priority : s->st->default_priority,
+		         p.priority);
 }
 
 static void feed_station(struct dlm_service *s, const V2g__V1__StationMeter *m, int64_t now)
@@ -110,6 +318,9 @@ static void feed_station(struct dlm_service *s, const V2g__V1__StationMeter *m, 
 			v2g_counter_inc(s->m_bad, "station_meter");
 			return;
 		}
+		dlm_control_station_added(&s->ctl, m->station, "meter");
+	} else {
+		relearn_station(s, m, now);
 	}
 	double cur[3];
 	const double *pc = NULL;
@@ -150,6 +361,7 @@ static void *telemetry_main(void *arg)
 	struct dlm_service *s = arg;
 	while (!s->stopping) {
 		v2g_env *env;
+		v2g_watchdog_poll(s->wd, v2g_mono_ms());
 		int rc = v2g_bus_recv(s->tel_sub, &env, 200);
 		if (rc == V2G_ERR_TIMEOUT)
 			continue;
@@ -161,6 +373,15 @@ static void *telemetry_main(void *arg)
 		}
 		if (env->body_case == V2G__V1__ENVELOPE__BODY_METERS && env->meters) {
 			int64_t now = v2g_mono_ms();
+			int ours = 0;
+			for (size_t i = 0; !ours && i < env->meters->n_stations; i++)
+				ours = env->meters->stations[i]->site &&
+				       !strcmp(env->meters->stations[i]->site, s->site);
+			for (size_t i = 0; !ours && i < env->meters->n_sites; i++)
+				ours = env->meters->sites[i]->site &&
+				       !strcmp(env->meters->sites[i]->site, s->site);
+			if (ours)
+				v2g_watchdog_kick(s->wd_meters, now);
 			pthread_mutex_lock(&s->mu);
 			for (size_t i = 0; i < env->meters->n_stations; i++)
 				feed_station(s, env->meters->stations[i], now);
@@ -172,30 +393,6 @@ static void *telemetry_main(void *arg)
 		v2g_env_free(env);
 	}
 	return NULL;
-}
-
-/* Logs level and fail-safe changes of the cycle just run (under mu). */
-static void log_changes(struct dlm_service *s, const struct dlm_loop_stats *ls, size_t n)
-{
-	if (ls->shed_level != s->last_shed_level) {
-		v2g_info("DLM-SHED", "site=%s level %d -> %d (%s) load=%.1f kW limit=%.1f kW",
-		         s->site, s->last_shed_level, ls->shed_level,
-		         dlm_shed_level_name(ls->shed_level), ls->site_load_kw, ls->site_limit_kw);
-		s->last_shed_level = ls->shed_level;
-	}
-	if (!ls->fs_applied && !ls->fs_restored)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		const struct dlm_setpoint *p = &s->sp[i];
-		if (!p->changed)
-			continue;
-		int in = dlm_failsafe_in_failsafe(s->fs, p->station);
-		if (p->failsafe && in == 1)
-			v2g_info("DLM-FAILSAFE", "site=%s station=%s silent: fail-safe %.1f kW",
-			         s->site, p->station, p->power_kw);
-	}
-	v2g_info("DLM-FAILSAFE", "site=%s applied=%zu restored=%zu in_failsafe=%zu", s->site,
-	         ls->fs_applied, ls->fs_restored, ls->in_failsafe);
 }
 
 static void send_setpoints(struct dlm_service *s, size_t n)
@@ -234,18 +431,67 @@ static void send_setpoints(struct dlm_service *s, size_t n)
 	v2g_env env = V2G__V1__ENVELOPE__INIT;
 	env.body_case = V2G__V1__ENVELOPE__BODY_SETPOINTS;
 	env.setpoints = &b;
-	int rc = v2g_bus_send(s->gw_push, &env, 500);
+	/* Through the gateway_setpoints breaker: while the gateway does not
+	 * take them, the cycle stops waiting on it (each batch carries every
+	 * setpoint, so the first one through after the reset catches up). */
+	enum v2g_breaker_state before = v2g_breaker_state(s->gw_breaker);
+	int64_t t0 = v2g_now_ms();
+	int rc = v2g_breaker_allow(s->gw_breaker, t0);
 	if (rc) {
+		v2g_counter_inc(s->m_held, NULL);
+		goto out;
+	}
+	rc = v2g_bus_send(s->gw_push, &env, 500);
+	int64_t t1 = v2g_now_ms();
+	if (rc) {
+		v2g_breaker_failure(s->gw_breaker, t1);
 		v2g_counter_inc(s->m_send_fail, NULL);
 		v2g_warn("DLM-BUS-SEND", "site=%s: %zu setpoints not handed to the gateway: %s",
 		         s->site, n, v2g_strerror(rc));
 	} else {
+		v2g_breaker_success(s->gw_breaker, t1, t1 - t0);
 		v2g_counter_add(s->m_sent, s->site, (double)n);
 	}
+	enum v2g_breaker_state after = v2g_breaker_state(s->gw_breaker);
+	if (after != before)
+		v2g_log(after == V2G_BREAKER_OPEN ? V2G_LOG_ERROR : V2G_LOG_INFO, "DLM-BREAKER",
+		        "site=%s breaker gateway_setpoints %s -> %s%s", s->site,
+		        v2g_breaker_state_name(before), v2g_breaker_state_name(after),
+		        after == V2G_BREAKER_OPEN ? ": setpoints held back until it resets" : "");
 out:
 	free(v);
 	free(pv);
 	free(ph);
+}
+
+/* SiteCapacity to the dispatch engine (bus.dispatch_in), outside mu. */
+static void send_capacity(struct dlm_service *s, double avail, double limit, double load)
+{
+	V2g__V1__SiteCapacity c = V2G__V1__SITE_CAPACITY__INIT;
+	c.site = s->site;
+	c.available_kw = avail;
+	c.ts_ms = v2g_now_ms();
+	c.limit_kw = limit;
+	c.load_kw = load;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	env.body_case = V2G__V1__ENVELOPE__BODY_SITE_CAPACITY;
+	env.site_capacity = &c;
+	int rc = v2g_bus_send(s->cap_push, &env, 20);
+	if (rc) {
+		v2g_counter_inc(s->m_cap_fail, NULL);
+		if (!s->cap_failing)
+			v2g_warn("DLM-CAPACITY-SEND",
+			         "site=%s: capacity not handed to the dispatch engine: %s "
+			         "(counted in dlm_capacity_send_failures_total until it is)",
+			         s->site, v2g_strerror(rc));
+		s->cap_failing = 1;
+		return;
+	}
+	if (s->cap_failing)
+		v2g_info("DLM-CAPACITY-SEND", "site=%s: capacity reaches the dispatch engine again",
+		         s->site);
+	s->cap_failing = 0;
+	v2g_counter_inc(s->m_cap_sent, s->site);
 }
 
 static void run_cycle(struct dlm_service *s)
@@ -253,6 +499,9 @@ static void run_cycle(struct dlm_service *s)
 	size_t n = 0;
 	double t0 = v2g_mono_s();
 
+	if (v2g_watchdog_expired(s->wd_cycle))
+		v2g_info("DLM-WATCHDOG", "site=%s watchdog control_cycle: cycles again", s->site);
+	v2g_watchdog_kick(s->wd_cycle, v2g_mono_ms());
 	pthread_mutex_lock(&s->mu);
 	size_t want = dlm_loop_station_count(s->loop);
 	if (want > s->sp_cap) {
@@ -282,10 +531,12 @@ static void run_cycle(struct dlm_service *s)
 	          "setpoints=%.1f kW shed=%d binding=%s",
 	          s->site, (unsigned long long)ls->cycles, ls->stations, ls->site_load_kw,
 	          ls->site_limit_kw, avail, ls->setpoint_kw, ls->shed_level, ls->binding);
-	log_changes(s, ls, n);
+	dlm_control_after_cycle(&s->ctl, v2g_mono_ms());
 	if (n > 0)
 		send_setpoints(s, n);
+	double limit = ls->site_limit_kw, load = ls->site_load_kw;
 	pthread_mutex_unlock(&s->mu);
+	send_capacity(s, avail, limit, load);
 }
 
 static void *cycle_main(void *arg)
@@ -336,6 +587,16 @@ int dlm_service_start(struct dlm_service **out, struct v2g_service *svc,
 	s->m_send_fail =
 	        v2g_counter("dlm_bus_send_failures_total",
 	                    "Setpoint batches that could not be handed to the gateway", NULL);
+	s->m_held = v2g_counter("dlm_setpoints_held_total",
+	                        "Setpoint batches held back by the open gateway_setpoints breaker",
+	                        NULL);
+	s->m_cap_sent = v2g_counter("dlm_capacity_sent_total",
+	                            "SiteCapacity messages handed to the dispatch engine", "site");
+	s->m_cap_fail =
+	        v2g_counter("dlm_capacity_send_failures_total",
+	                    "SiteCapacity messages not handed to the dispatch engine", NULL);
+	s->m_wd = v2g_counter("dlm_watchdog_timeouts_total", "Watchdog expiries", "watchdog");
+	v2g_counter_add(s->m_cap_sent, s->site, 0);
 	v2g_gauge_set(s->m_avail, s->site, 0);
 	v2g_gauge_set(s->m_shed, s->site, 0);
 	v2g_gauge_set(s->m_fs, s->site, 0);
@@ -344,26 +605,76 @@ int dlm_service_start(struct dlm_service **out, struct v2g_service *svc,
 
 	struct dlm_loop_cfg lc;
 	dlm_loop_cfg_init(&lc);
-	lc.shedding = st->shed_enabled;
+	/* Always evaluated: dlm.shedding.enabled (which the API may change at
+	 * run time) is the shedding state's own switch. */
+	lc.shedding = 1;
 	s->dsite = dlm_site_new();
 	s->shed = dlm_shed_new(&st->shed);
 	s->fs = dlm_failsafe_new(&st->failsafe);
 	s->caps = dlm_cap_registry_alloc();
-	if (!s->dsite || !s->shed || !s->fs || !s->caps) {
+	s->learned = dlm_learned_alloc();
+	if (!s->dsite || !s->shed || !s->fs || !s->caps || !s->learned) {
 		rc = V2G_ERR_NOMEM;
 		goto fail;
 	}
 	if ((rc = dlm_site_configure_service(s->dsite, &st->service)))
 		goto fail;
+	{
+		/* feeders and transformers of the config file (checked already) */
+		char why[256];
+		if ((rc = dlm_settings_configure_site(st, s->dsite, why, sizeof(why)))) {
+			v2g_error("DLM-START-FAIL", "site=%s: %s", s->site, why);
+			goto fail;
+		}
+	}
 	s->loop = dlm_loop_new(&lc, s->dsite, s->shed, s->fs, s->caps);
 	if (!s->loop) {
 		rc = V2G_ERR_NOMEM;
 		goto fail;
 	}
+	/* Breakers and watchdogs (GET /api/circuit-breakers, /api/watchdogs). */
+	struct v2g_breaker_opts bo = V2G_BREAKER_OPTS_DEFAULT;
+	bo.failure_threshold = 3;
+	bo.success_threshold = 1;
+	bo.timeout_ms = 2000;
+	bo.reset_timeout_ms = 10000;
+	bo.max_retries = 0;
+	s->breakers = v2g_breaker_registry_new();
+	s->wd = v2g_watchdog_registry_new();
+	if (!s->breakers || !s->wd) {
+		rc = V2G_ERR_NOMEM;
+		goto fail;
+	}
+	if ((rc = v2g_breaker_registry_get(s->breakers, "gateway_setpoints", &bo,
+	                                   &s->gw_breaker)) ||
+	    (rc = v2g_watchdog_create(s->wd, "control_cycle", 5 * (int64_t)st->cycle_ms,
+	                              on_watchdog, s, &s->wd_cycle)) ||
+	    (rc = v2g_watchdog_create(s->wd, "meters", st->comm_timeout_ms, on_watchdog, s,
+	                              &s->wd_meters)))
+		goto fail;
+	v2g_watchdog_start(s->wd_cycle, v2g_mono_ms());
+	v2g_watchdog_start(s->wd_meters, v2g_mono_ms());
+	if ((rc = v2g_audit_sink_start(&s->audit, c->bus_store_in, 0)))
+		goto fail;
+	s->ctl = (struct dlm_ctl_ctx){ .site = s->site,
+		                       .dsite = s->dsite,
+		                       .shed = s->shed,
+		                       .fs = s->fs,
+		                       .caps = s->caps,
+		                       .loop = s->loop,
+		                       .breakers = s->breakers,
+		                       .watchdogs = s->wd,
+		                       .heartbeat_timeout_ms = 5 * (int64_t)st->cycle_ms,
+		                       .max_stations = (size_t)st->max_stations,
+		                       .default_priority = st->default_priority,
+		                       .audit = audit_out,
+		                       .audit_arg = s };
 	if ((rc = v2g_bus_open_watched(&s->tel_sub, V2G_BUS_SUB, c->bus_telemetry, 0,
 	                               &s->tel_peers)) ||
-	    (rc = v2g_bus_open(&s->gw_push, V2G_BUS_PUSH, c->bus_gateway_in, 0)))
+	    (rc = v2g_bus_open(&s->gw_push, V2G_BUS_PUSH, c->bus_gateway_in, 0)) ||
+	    (rc = v2g_bus_open(&s->cap_push, V2G_BUS_PUSH, c->bus_dispatch_in, 0)))
 		goto fail;
+	v2g_health_add(svc->health, "control-cycle", 1, cycle_probe, s);
 	/* Meters published before the subscription is up are lost. */
 	v2g_health_add(svc->health, "telemetry-subscription", 1, v2g_health_bus_connected,
 	               s->tel_peers);
@@ -377,7 +688,7 @@ int dlm_service_start(struct dlm_service **out, struct v2g_service *svc,
 		goto fail;
 	}
 	s->threads = 2;
-	if ((rc = v2g_bus_server_start(&s->rep, c->bus_dlm, 1, handle, NULL, NULL, NULL)))
+	if ((rc = v2g_bus_server_start(&s->rep, c->bus_dlm, 1, handle, s, NULL, NULL)))
 		goto fail;
 	v2g_info("DLM-START",
 	         "site=%s cycle=%d ms service=%.1f kW %.0f A x%.2f shedding %.2f/%.2f "
@@ -409,8 +720,14 @@ void dlm_service_stop(struct dlm_service *s)
 	nng_close(s->tel_sub);
 	v2g_bus_peers_free(s->tel_peers);
 	nng_close(s->gw_push);
+	nng_close(s->cap_push);
+	/* Nothing emits any more: hand the last events to the store. */
+	v2g_audit_sink_stop(s->audit, 500);
+	v2g_watchdog_registry_free(s->wd);
+	v2g_breaker_registry_free(s->breakers);
 	dlm_loop_free(s->loop);
 	dlm_cap_registry_free(s->caps);
+	dlm_learned_free(s->learned);
 	dlm_failsafe_free(s->fs);
 	dlm_shed_free(s->shed);
 	dlm_site_free(s->dsite);

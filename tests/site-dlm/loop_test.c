@@ -226,6 +226,13 @@ static void test_failsafe_silent_station(void)
 	}
 	/* Timeout 30 s: applied at the first cycle after it (silent > 30 s). */
 	CHECK(applied_at > 0);
+	struct dlm_fs_actions fa;
+	dlm_loop_failsafe_actions(x.loop, &fa);
+	CHECK_INT(fa.n, 1);
+	if (fa.n == 1) {
+		CHECK_STR(fa.v[0].station, "ac1");
+		CHECK_INT(fa.v[0].kind, DLM_FS_APPLY);
+	}
 	CHECK(applied_at - last_heard > 30000);
 	CHECK(applied_at - last_heard <= 30000 + STEP);
 	/* reduce: min(last good, 3.7 kW) -> 3.7 kW = 15.4 A at 240 V. */
@@ -241,10 +248,16 @@ static void test_failsafe_silent_station(void)
 		CHECK_NEAR(x.sp[0].power_kw, 3.7, 1e-6);
 		CHECK(x.base_kw + sum_sp(&x, 0, NST) <= 200 * 0.9 + 0.5);
 	}
+	dlm_loop_failsafe_actions(x.loop, &fa);
+	CHECK_INT(fa.n, 0); /* once, not every cycle */
 	/* Heard again: back under normal control at the next cycle. */
 	x.silent[0] = 0;
 	fx_step(&x);
 	CHECK(!x.sp[0].failsafe);
+	dlm_loop_failsafe_actions(x.loop, &fa);
+	CHECK_INT(fa.n, 1);
+	if (fa.n == 1)
+		CHECK_INT(fa.v[0].kind, DLM_FS_RESTORE);
 	CHECK_INT(dlm_failsafe_in_failsafe(x.fs, "ac1"), 0);
 	CHECK_INT(dlm_loop_stats(x.loop)->fs_restored, 1);
 	fx_fini(&x);
@@ -461,6 +474,119 @@ static void test_available_and_status(void)
 	fx_fini(&x);
 }
 
+static void test_override_caps_station(void)
+{
+	struct fx x;
+	fx_init(&x, NULL, 0);
+	/* Plenty of room: only ac5, ac6 (three-phase) and dc1 want power. */
+	for (int i = 0; i < NST; i++)
+		CHECK_INT(
+		        dlm_loop_set_demand(x.loop, IDS[i], (i == 4 || i == 5 || i == 8) ? -1 : 0),
+		        0);
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac5", 10), 0);
+	CHECK_INT(dlm_loop_set_override(x.loop, "dc1", 30), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac5"), 3 * 230 * 10 / 1000.0, 1e-9);
+	CHECK_NEAR(dlm_loop_override(x.loop, "dc1"), 30, 1e-9);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac6"), -1, 0);
+	for (int c = 0; c < 30; c++) {
+		fx_step(&x);
+		CHECK(x.sp[4].current_a[0] <= 10 + EPS);
+		CHECK(x.sp[8].power_kw <= 30 + EPS);
+	}
+	/* Held at the operator's limit while ac6 runs at its maximum. */
+	for (int p = 0; p < 3; p++)
+		CHECK_NEAR(x.sp[4].current_a[p], 10, 1e-6);
+	CHECK_NEAR(x.sp[5].current_a[0], 32, 1e-6);
+	CHECK_NEAR(x.sp[8].power_kw, 30, 1e-6);
+	/* The status shows it. */
+	json_t *j = dlm_loop_status_obj(x.loop);
+	json_t *list = json_object_get(j, "station_list");
+	CHECK_NEAR(json_real_value(json_object_get(json_array_get(list, 8), "override_kw")), 30,
+	           1e-9);
+	CHECK(json_is_null(json_object_get(json_array_get(list, 5), "override_kw")));
+	json_decref(j);
+
+	/* Reconfiguring the station keeps the override. */
+	struct dlm_loop_station_cfg sc;
+	CHECK_INT(dlm_loop_station_info(x.loop, "dc1", &sc), 0);
+	CHECK_STR(sc.id, "dc1");
+	CHECK_INT(sc.priority, 5);
+	sc.priority = 7;
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "dc1"), 30, 1e-9);
+	CHECK_INT(dlm_loop_station_info(x.loop, "ac2", &sc), 0);
+	CHECK_INT(sc.rotation, 1);
+
+	/* Under the DC minimum (20 kW) or the IEC 6 A: a stop. */
+	CHECK_INT(dlm_loop_set_override(x.loop, "dc1", 5), 0);
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac5", 4), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac5"), 0, 0);
+	fx_step(&x);
+	CHECK_NEAR(x.sp[8].power_kw, 0, EPS);
+	CHECK_NEAR(x.sp[4].power_kw, 0, EPS);
+
+	/* The site limit still wins over a generous override: 40 kW left. */
+	CHECK_INT(dlm_loop_set_override(x.loop, "dc1", 1000), 0);
+	CHECK_INT(dlm_loop_set_demand(x.loop, "ac6", 0), 0);
+	x.base_kw = 180 - 40;
+	for (int c = 0; c < 20; c++)
+		fx_step(&x);
+	CHECK(x.sp[8].power_kw <= 40 + EPS);
+	CHECK(x.sp[8].power_kw > 30);
+
+	/* Released: back to its fair share (ac5 up to 32 A again). */
+	x.base_kw = 20;
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac5", -1), 0);
+	CHECK_INT(dlm_loop_set_override(x.loop, "dc1", -1), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "dc1"), -1, 0);
+	for (int c = 0; c < 30; c++)
+		fx_step(&x);
+	CHECK_NEAR(x.sp[4].current_a[0], 32, 1e-6);
+	CHECK(x.sp[8].power_kw > 100);
+
+	/* Refused. */
+	CHECK_INT(dlm_loop_set_override(x.loop, "nope", 1), V2G_ERR_NOTFOUND);
+	CHECK_INT(dlm_loop_set_override(x.loop, "dc1", NAN), V2G_ERR_INVAL);
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "dc1", 10), V2G_ERR_INVAL);
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "nope", 10), V2G_ERR_NOTFOUND);
+	CHECK_INT(dlm_loop_station_info(x.loop, "nope", &sc), V2G_ERR_NOTFOUND);
+	fx_fini(&x);
+}
+
+static void test_rediscovered_limits(void)
+{
+	struct fx x;
+	fx_init(&x, NULL, 0);
+	for (int i = 0; i < NST; i++)
+		CHECK_INT(dlm_loop_set_demand(x.loop, IDS[i], i == 8 ? -1 : 0), 0);
+	for (int c = 0; c < 25; c++)
+		fx_step(&x);
+	CHECK_NEAR(x.sp[8].power_kw, 120, EPS); /* the DC feeder's 120 kW */
+	/* The same DC charger rediscovered with a 60 kW rating: the loop takes
+	 * the new limit at once (a reduction), its priority too. */
+	struct dlm_cap_overrides ov = { .power_max_kw = 60 };
+	CHECK_INT(dlm_cap_discover(x.caps, "dc1", "ocpp", "dcfc_ccs_medium", &ov, NULL), 0);
+	struct dlm_loop_station_cfg sc;
+	CHECK_INT(dlm_loop_station_info(x.loop, "dc1", &sc), 0);
+	sc.priority = 8;
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	fx_step(&x);
+	CHECK_NEAR(x.sp[8].power_kw, 60, EPS);
+	CHECK_INT(dlm_loop_station_info(x.loop, "dc1", &sc), 0);
+	CHECK_INT(sc.priority, 8);
+	/* An AC station rediscovered as three-phase: balanced currents on its
+	 * three phases from then on. */
+	CHECK_INT(dlm_loop_set_demand(x.loop, "ac1", -1), 0);
+	CHECK_INT(dlm_cap_discover(x.caps, "ac1", "ocpp", "ac_level2_three", NULL, NULL), 0);
+	CHECK_INT(dlm_loop_station_info(x.loop, "ac1", &sc), 0);
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	for (int c = 0; c < 20; c++)
+		fx_step(&x);
+	CHECK_NEAR(x.sp[0].current_a[0], 32, EPS);
+	CHECK_NEAR(x.sp[0].current_a[2], 32, EPS);
+	fx_fini(&x);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
@@ -469,7 +595,8 @@ int main(void)
 		HCASE(test_feeder_limit_binds),         HCASE(test_transformer_limit_binds),
 		HCASE(test_phase_imbalance_limited),    HCASE(test_dc_ramped_not_stepped),
 		HCASE(test_ac_ramp_and_priority),       HCASE(test_min_current_stops_instead),
-		HCASE(test_available_and_status),
+		HCASE(test_available_and_status),       HCASE(test_override_caps_station),
+		HCASE(test_rediscovered_limits),
 	};
 	return harness_main("site-dlm-loop", cases, HARNESS_N(cases));
 }
