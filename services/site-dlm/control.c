@@ -1127,12 +1127,13 @@ void dlm_control_after_cycle(struct dlm_ctl_ctx *ctx, int64_t now_ms)
 	}
 }
 
-void dlm_control_station_added(struct dlm_ctl_ctx *ctx, const char *station, const char *how)
+void dlm_control_station_learned(struct dlm_ctl_ctx *ctx, const char *action, const char *station,
+                                 const char *how)
 {
 	const struct dlm_cap *c = dlm_cap_get(ctx->caps, station);
 	if (!c)
 		return;
-	audit_lm(ctx, "station_added", station,
+	audit_lm(ctx, action, station,
 	         json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:s}", "site", ctx->site, "station", station,
 	                   "profile", c->profile, "type", c->type == DLM_CAP_DC ? "dc" : "ac",
 	                   "phases", c->phases, "power_max_kw", c->power_max_kw, "how",

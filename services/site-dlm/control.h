@@ -84,7 +84,7 @@
  *     "dlm.feeders.<id>" / "dlm.transformers.<id>" with {old (null when
  *     new), new} (the configuration fields of the feeder or transformer);
  *   - load_management from dlm_control_after_cycle and
- *     dlm_control_station_added (below).
+ *     dlm_control_station_learned (below).
  * Each control action is also logged (DLM-CONTROL). Metrics:
  * dlm_control_requests_total{op} (unknown ops count as "unknown"),
  * dlm_control_responses_total{status}.
@@ -153,6 +153,7 @@ void dlm_control_after_cycle(struct dlm_ctl_ctx *ctx, int64_t now_ms);
 /* A station learned from its meter: load_management "station_added",
  * target the station, details {site, station, profile, type, phases,
  * power_max_kw, how}. */
-void dlm_control_station_added(struct dlm_ctl_ctx *ctx, const char *station, const char *how);
+void dlm_control_station_learned(struct dlm_ctl_ctx *ctx, const char *action, const char *station,
+                                 const char *how);
 
 #endif

@@ -178,11 +178,9 @@ static void cap_overrides(const struct dlm_cap *cap, struct dlm_cap_overrides *o
 }
 
 /* Records the station's capability per plan, then adds (or reconfigures)
- * it in the loop, keeping its demand and its operator override. A DC
- * station that stays DC is removed and added again: the loop keeps a DC
- * charger's limits from its first configuration. On error the station is
- * left as it was (or, when even that fails, forgotten: the next meter
- * learns it again). */
+ * it in the loop, keeping its demand and its operator override. On error
+ * the station is left as it was (or, when even that fails, forgotten: the
+ * next meter learns it again). */
 static int apply_plan(struct dlm_service *s, const char *station, const struct dlm_station_plan *p,
                       int64_t now)
 {
@@ -201,7 +199,7 @@ static int apply_plan(struct dlm_service *s, const char *station, const struct d
 		before = *old;
 		if (dlm_loop_station_info(s->loop, station, &prev) == 0) {
 			sc.demand_kw = prev.demand_kw;
-			prev.id = station; /* the loop's copy may go with a removal */
+			prev.id = station;
 		}
 		override_kw = dlm_loop_override(s->loop, station);
 	}
@@ -209,10 +207,6 @@ static int apply_plan(struct dlm_service *s, const char *station, const struct d
 	                      plan_has_overrides(p) ? &p->ov : NULL, NULL);
 	if (rc)
 		return rc;
-	int readd = old && before.type == DLM_CAP_DC &&
-	            dlm_cap_get(s->caps, station)->type == DLM_CAP_DC;
-	if (readd)
-		dlm_loop_remove_station(s->loop, station);
 	rc = dlm_loop_add_station(s->loop, &sc, now);
 	if (rc) {
 		struct dlm_cap_overrides ov;
@@ -223,7 +217,7 @@ static int apply_plan(struct dlm_service *s, const char *station, const struct d
 		cap_overrides(&before, &ov);
 		if (dlm_cap_discover(s->caps, station, before.protocol, before.profile, &ov,
 		                     NULL) ||
-		    (readd && dlm_loop_add_station(s->loop, &prev, now))) {
+		    dlm_loop_add_station(s->loop, &prev, now)) {
 			dlm_loop_remove_station(s->loop, station);
 			dlm_cap_remove(s->caps, station);
 		}
@@ -291,6 +285,7 @@ static void relearn_station(struct dlm_service *s, const V2g__V1__StationMeter *
 		         sh.ann.max_kw, sh.ann.priority, v2g_strerror(rc));
 		return;
 	}
+	dlm_control_station_learned(&s->ctl, "station_changed", m->station, "announcement");
 	if (diff & DLM_ANN_CAP)
 		v2g_info("DLM-STATION-CHANGE",
 		         "site=%s station=%s announces kind=%s phases=%d max_kw=%g: profile=%s "
@@ -318,7 +313,7 @@ static void feed_station(struct dlm_service *s, const V2g__V1__StationMeter *m, 
 			v2g_counter_inc(s->m_bad, "station_meter");
 			return;
 		}
-		dlm_control_station_added(&s->ctl, m->station, "meter");
+		dlm_control_station_learned(&s->ctl, "station_added", m->station, "meter");
 	} else {
 		relearn_station(s, m, now);
 	}

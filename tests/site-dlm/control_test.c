@@ -698,7 +698,7 @@ static void test_cycle_events(void)
 	struct fx x;
 	fx_init(&x);
 
-	dlm_control_station_added(&x.ctx, "dc1", "meter");
+	dlm_control_station_learned(&x.ctx, "station_added", "dc1", "meter");
 	CHECK_INT(x.nev, 1);
 	CHECK_INT(x.ev[0].category, V2G_AUDIT_LOAD_MANAGEMENT);
 	CHECK_STR(x.ev[0].action, "station_added");
@@ -708,7 +708,7 @@ static void test_cycle_events(void)
 	CHECK_STR(json_string_value(json_object_get(d, "profile")), "dcfc_ccs_medium");
 	CHECK_STR(json_string_value(json_object_get(d, "site")), "site-t");
 	json_decref(d);
-	dlm_control_station_added(&x.ctx, "ghost", "meter"); /* unknown: nothing */
+	dlm_control_station_learned(&x.ctx, "station_added", "ghost", "meter"); /* unknown: nothing */
 	CHECK_INT(x.nev, 1);
 
 	/* Normal cycles record nothing. */
