@@ -305,3 +305,14 @@ def test_demo_overloads_a_250_kw_site(sim):
     wait_for(lambda: all(m.latest(i) for i in ids) and m.latest(), 10,
              desc="all 12 station meters and the site meter")
     assert m.latest()["power_kw"] > 250
+
+
+def test_every_scenario_file_passes_check(bin_dir):
+    names = sorted(f for f in os.listdir(os.path.dirname(DEMO)) if f.endswith(".json"))
+    assert "demo.json" in names and len(names) > 1, names
+    for name in names:
+        r = subprocess.run([os.path.join(bin_dir, "v2g-site-sim"), "--check", "--scenario",
+                            os.path.join(os.path.dirname(DEMO), name)],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, "%s: %s" % (name, r.stderr)
+        assert "SITESIM-SCENARIO" in r.stderr, r.stderr

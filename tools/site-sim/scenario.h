@@ -3,6 +3,7 @@
  *
  *   {
  *     "site": "paris-01",            site id, the {site} of the MQTT topics
+ *     "description": "...",          free text, not read (nor any other key)
  *     "voltage_v": 230,              phase-to-neutral voltage (230)
  *     "frequency_hz": 50,            (50)
  *     "power_factor": 0.98,          of the site and of every AC station (0.98)
