@@ -15,6 +15,11 @@
 #   BIN_DIR         where the v2g-* binaries are (default build/bin)
 #   FLEET           simulated vehicles (default 200; 0 starts no simulator)
 #   FLEET_SIM_ARGS  extra arguments for v2g-fleet-sim
+#   SITE_SCENARIO   a v2g-site-sim scenario file: `up` also plays that
+#                   charging site, and site-dlm controls it (dlm.site = the
+#                   scenario's site unless K_DLM__SITE says otherwise).
+#                   Default: none for `up`; `run` plays
+#                   tools/site-sim/scenarios/demo.json (SITE_SCENARIO= for none)
 #   STACK_TIMEOUT   seconds `up` waits for readiness (default 60)
 #   V2G_API_TOKEN   API token (default: a random one per run)
 #   RTE_SCENARIO    `run`: RTE generator scenario (default steady)
@@ -34,6 +39,7 @@ INFRA=$SCRIPT_DIR/infra.sh
 # Services in start order; the log and pid files use these names.
 SERVICES=(store vehicle-gateway dispatch-engine signal-ingest scheduler site-dlm api-gateway)
 SIM=fleet-sim
+SITE_SIM=site-sim
 
 abspath() {
     case $1 in
@@ -130,7 +136,7 @@ report_failure() {
 
 stack_running() {
     local n
-    for n in "${SERVICES[@]}" "$SIM"; do
+    for n in "${SERVICES[@]}" "$SIM" "$SITE_SIM"; do
         proc_alive "$n" && return 0
     done
     [[ -s "$INFRA_DIR/infra.env" ]] && "$INFRA" status "$INFRA_DIR" >/dev/null 2>&1 && return 0
@@ -147,7 +153,7 @@ all_services_alive() {
 
 cmd_status() {
     local n rc=0
-    for n in "${SERVICES[@]}" "$SIM"; do
+    for n in "${SERVICES[@]}" "$SIM" "$SITE_SIM"; do
         if proc_alive "$n"; then
             echo "$n: running (pid $(proc_pid "$n"))"
         elif [[ -f "$PID_DIR/$n.pid" ]]; then
@@ -182,7 +188,7 @@ print_summary() {
 cmd_down() {
     local n pid pids=() names=() i deadline rc=0
     if [[ -d "$PID_DIR" ]]; then
-        for n in "$SIM" "${SERVICES[@]}"; do
+        for n in "$SIM" "$SITE_SIM" "${SERVICES[@]}"; do
             pid=$(proc_pid "$n")
             if alive "$pid" "v2g-$n"; then
                 kill -TERM "$pid" 2>/dev/null || true
@@ -234,6 +240,19 @@ cmd_up() {
     done
     if ((FLEET > 0)) && [[ ! -x "$BIN_DIR/v2g-$SIM" ]]; then
         die "missing $BIN_DIR/v2g-$SIM (run make, or FLEET=0)"
+    fi
+    local site=""
+    if [[ -n "${SITE_SCENARIO:-}" ]]; then
+        [[ -x "$BIN_DIR/v2g-$SITE_SIM" ]] || die "missing $BIN_DIR/v2g-$SITE_SIM (run make)"
+        [[ -f "$SITE_SCENARIO" ]] || die "SITE_SCENARIO: no such file: $SITE_SCENARIO"
+        SITE_SCENARIO=$(abspath "$SITE_SCENARIO")
+        # The simulator checks the file and names its site.
+        local check
+        check=$("$BIN_DIR/v2g-$SITE_SIM" --check --scenario "$SITE_SCENARIO" 2>&1) ||
+            die "SITE_SCENARIO $SITE_SCENARIO refused: $(tail -n 1 <<<"$check")"
+        site=$(sed -n 's/.*SITESIM-SCENARIO site \([^:]*\):.*/\1/p' <<<"$check")
+        [[ -n "$site" ]] || die "SITE_SCENARIO: could not read the site of $SITE_SCENARIO"
+        export K_DLM__SITE=${K_DLM__SITE:-$site}
     fi
 
     if [[ -s "$STACK_ENV" ]] && all_services_alive; then
@@ -346,9 +365,15 @@ cmd_up() {
             "${sim_args[@]+"${sim_args[@]}"}"
         sleep 0.3
     fi
+    # The simulated charging site, under site-dlm's control.
+    if [[ -n "$site" ]]; then
+        launch "$SITE_SIM" --broker "tcp://127.0.0.1:$MQTT_PORT" --scenario "$SITE_SCENARIO"
+        sleep 0.3
+    fi
     # Nothing died since it was ready.
     local started=("${SERVICES[@]}")
     ((FLEET == 0)) || started+=("$SIM")
+    [[ -z "$site" ]] || started+=("$SITE_SIM")
     for n in "${started[@]}"; do
         if ! proc_alive "$n"; then
             report_failure "$n" "${port_of[$n]:-}"
@@ -373,6 +398,7 @@ cmd_up() {
         env_line V2G_LOG_DIR "$LOG_DIR"
         env_line V2G_CONFIG "$config"
         env_line V2G_FLEET "$FLEET"
+        env_line V2G_SITE "${K_DLM__SITE:-}"
         env_line V2G_INFRA_DIR "$INFRA_DIR"
         env_line V2G_PG_PORT "$PG_PORT"
         env_line V2G_INFLUX_PORT "$INFLUX_PORT"
@@ -393,7 +419,7 @@ cmd_up() {
 
     local t1
     t1=$(now_ms)
-    say "up in $(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000)))s: ${#SERVICES[@]} services ready, fleet of $FLEET"
+    say "up in $(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000)))s: ${#SERVICES[@]} services ready, fleet of $FLEET${site:+, site $site simulated}"
     print_summary
 }
 
@@ -418,6 +444,7 @@ cmd_run() {
         cmd_down
     fi
     trap on_interrupt INT TERM
+    SITE_SCENARIO=${SITE_SCENARIO-$REPO_ROOT/tools/site-sim/scenarios/demo.json}
     cmd_up --rte-gen --rte-gen-scenario "${RTE_SCENARIO:-steady}"
     say "following the logs; Ctrl-C stops everything"
     tail -n +1 -F "$LOG_DIR"/*.log &
