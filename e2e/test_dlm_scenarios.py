@@ -22,7 +22,8 @@ action. Timeline times are wall-clock seconds since the simulator started
   overload    an overload is gone from the first setpoints computed after
               the site meter shows it
   hysteresis  a load going over the upper shedding threshold again and again
-              only raises the level, one dipping under the lower one only
+              only raises the level, at most one level per 2 s
+              (escalate_hold_ms), one dipping under the lower one only
               lowers it: no change inside the band, no flapping
   failsafe    a silent charger gets its fail-safe setpoint once its 3 s
               communication timeout has run out, and normal control back one
@@ -30,11 +31,13 @@ action. Timeline times are wall-clock seconds since the simulator started
   feeder      a feeder's limit holds while the service has room
   imbalance   single-phase chargers all on phase A: the phase spread stays
               within max_imbalance of the heaviest phase, or the loop's 32 A
-              floor (services/site-dlm/loop.h)
+              floor (services/site-dlm/loop.h), with as many of them
+              charging as fit at 6 A
   dc ramp     DC setpoints rise by at most ramp x cycle, fall at once
 
 The measured numbers of each scenario are printed (pytest -s shows them)."""
 
+import datetime as dt
 import json
 import os
 import re
@@ -59,6 +62,7 @@ TRANSIT_S = 0.3
 DC_RAMP_KW_S = 10.0  # DLM_DC_DEFAULT_RAMP_KW_S
 DC_MIN_KW = 20.0  # power_min_kw of the dcfc_ccs_medium profile
 IMBALANCE_FLOOR_A = 32.0  # dlm_loop_cfg_init: imbalance_floor_a
+ESCALATE_HOLD_S = 2.0  # dlm_shed_defaults: escalate_hold_ms
 PHASES = "ABC"
 SHED_RE = re.compile(r"level (\d+) -> (\d+) .*load=([-0-9.]+) kW limit=([-0-9.]+) kW")
 
@@ -242,10 +246,13 @@ class SiteRun:
         return out
 
     def cycles(self):
-        """DLM-CYCLE debug lines as dicts of their key=value numbers."""
+        """DLM-CYCLE debug lines as dicts of their key=value numbers, and
+        "t": the line's time in scenario seconds (from its wall clock)."""
         out = []
         for e in self.log_entries("DLM-CYCLE"):
-            kv = {}
+            ts = dt.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=dt.timezone.utc)
+            kv = {"t": ts.timestamp() - self.wall0_ms / 1000.0}
             for k, v in re.findall(r"(\w+)=([-+0-9.eE]+)", e["msg"]):
                 try:
                     kv[k] = float(v)
@@ -376,7 +383,8 @@ def test_overload_gone_within_one_control_cycle(run):
     limit = 100 * 0.8
     r = run("dlm-overload", {"K_DLM__SERVICE__MAX_POWER_KW": "100"}, 20)
     spike = r.base_event()
-    base_max = max(r.scenario["base_load_kw"], spike["base_load_kw"])
+    base0 = r.scenario["base_load_kw"]
+    base_max = max(base0, spike["base_load_kw"])
     end = spike["at_s"] + 2.0
     r.wait_until(end, "the scenario past the load step at %gs" % spike["at_s"])
 
@@ -433,14 +441,17 @@ def test_overload_gone_within_one_control_cycle(run):
 
     # site-dlm's own view: every cycle that measured the site over its
     # limit (with every station known) sent setpoints that fit under it
-    # with the building load
+    # with the building load (the first one before the step: the simulator
+    # starts after t0, so its step comes after t0 + at_s; afterwards the
+    # higher of the two, for a cycle that may still see the old one)
     over = [c for c in r.cycles() if c.get("load", 0) > limit and c.get("stations") == 3]
     assert over, "no DLM-CYCLE line saw the overload:\n%s" % r.dlm.log()[-2000:]
     for c in over:
+        base = base0 if c["t"] < spike["at_s"] else base_max
         assert c["limit"] == pytest.approx(limit, abs=0.1), c
-        assert c["setpoints"] + base_max <= limit, (
-            "a cycle that saw %.1f kW sent %.1f kW of setpoints (building load up to %g kW)"
-            % (c["load"], c["setpoints"], base_max))
+        assert c["setpoints"] + base <= limit, (
+            "a cycle that saw %.1f kW at %.2f s sent %.1f kW of setpoints (building load "
+            "up to %g kW)" % (c["load"], c["t"], c["setpoints"], base))
     numbers["cycles_over_limit"] = len(over)
     numbers["max_setpoints_when_over_kw"] = "%.1f" % max(c["setpoints"] for c in over)
     numbers["audit_events"] = len(r.check_audit_trail())
@@ -455,7 +466,11 @@ def test_shedding_hysteresis_no_flapping(run):
     lower one (0.90 <-> 0.80) and stays under it. The level changes (DLM-SHED)
     only outside the band, rises only while over the upper threshold, falls
     only under the lower one, one level at a time: it never changes direction
-    more often than the load crosses the whole band."""
+    more often than the load crosses the whole band. Escalations are paced
+    (the default escalate_hold_ms, 2 s: chargers need that long to follow
+    a setpoint): the first comes in the cycle that sees the load over the
+    threshold, the next ones at least 2 s apart, so the four 0.4 s peaks
+    over 2.8 s raise the level twice, not to the emergency stop."""
     limit, upper, lower = 80.0, 0.95, 0.85
     r = run("dlm-hysteresis", {"K_DLM__SERVICE__MAX_POWER_KW": "100",
                                "K_DLM__SHEDDING__UPPER_THRESHOLD": str(upper),
@@ -488,6 +503,23 @@ def test_shedding_hysteresis_no_flapping(run):
             assert load / lim <= lower + tol, "lowered inside the band at %.3f" % (load / lim)
     levels = [changes[0][0]] + [c[1] for c in changes]
     dirs = [1 if c[1] > c[0] else -1 for c in changes]
+    # the pace, from the audit events' times (each written by the cycle
+    # that changed the level)
+    evs = [e for e in r.check_audit_trail() if e["action"] == "shedding_level_change"]
+    assert len(evs) == len(changes), (evs, changes)
+    ups = [e["ts_ms"] / 1000.0 for e in evs if e["details"]["to"] > e["details"]["from"]]
+    gaps = [b - a for a, b in zip(ups, ups[1:])]
+    assert all(g >= ESCALATE_HOLD_S - 0.05 for g in gaps), (
+        "escalations %s s apart, the hold is %g s" % (["%.3f" % g for g in gaps],
+                                                       ESCALATE_HOLD_S))
+    over = [t for t, m in meters if m["power_kw"] / limit >= upper]
+    assert 1 <= len(ups) <= 1 + int((over[-1] - over[0]) / ESCALATE_HOLD_S), (
+        "%d escalations while the load was over %.2f from %.2f to %.2f s"
+        % (len(ups), upper, over[0], over[-1]))
+    # the first one is not held: the cycle that saw the first reading over
+    first_up = next(e for e in evs if e["details"]["to"] > e["details"]["from"])
+    first_up_t = (first_up["ts_ms"] - r.wall0_ms) / 1000.0
+    assert first_up_t - over[0] <= CYCLE_S + TRANSIT_S + 0.1, (first_up_t, over[0])
     reversals = sum(1 for a, b in zip(dirs, dirs[1:]) if a != b)
     assert levels[0] == 0 and levels[-1] == 0, levels
     assert reversals <= band_crossings, (
@@ -502,13 +534,14 @@ def test_shedding_hysteresis_no_flapping(run):
     peak = seen.index(top)
     assert seen[:peak + 1] == sorted(seen[:peak + 1]), "flapping on the way up: %s" % seen
     assert seen[peak:] == sorted(seen[peak:], reverse=True), "flapping on the way down: %s" % seen
-    evs = [e for e in r.check_audit_trail() if e["action"] == "shedding_level_change"]
     for e, (old, new, load, lim) in zip(evs, changes):
         assert e["target"] == r.site, e
         assert e["details"]["load_kw"] == pytest.approx(load, abs=0.06), (e, load)
         assert e["details"]["limit_kw"] == pytest.approx(lim, abs=0.06), (e, lim)
     report("hysteresis", upper_crossings=up_crossings, band_crossings=band_crossings,
-           level_changes=len(changes), reversals=reversals, levels="".join(map(str, levels)))
+           level_changes=len(changes), reversals=reversals, levels="".join(map(str, levels)),
+           escalation_gaps_s=["%.2f" % g for g in gaps],
+           first_escalation_after_s="%.3f" % (first_up_t - over[0]))
 
 
 # ------------------------------------------------------------------ 3
@@ -699,13 +732,16 @@ def allowed_spread(tot, max_imb):
 
 
 def test_phase_imbalance_kept_under_its_limit(run):
-    """dlm-imbalance: five single-phase chargers all on phase A (164 A if
+    """dlm-imbalance: eight single-phase chargers all on phase A (~295 A if
     left alone) and one three-phase charger; max_imbalance 0.2. Every
     setpoint batch, and the site meter once they apply, keep the phase spread
     (max - min) within max(0.2 x the heaviest phase, 32 A): the loop's
     documented floor that lets single-phase chargers run at all. The rule
     must bind (the spread reaches the floor) while the chargers still ask for
-    more."""
+    more. And it must not stop them all: as many as fit at the 6 A minimum
+    within the allowed level keep charging in every batch (5 of the 8 with
+    the 32 A floor), the others (the greatest ids, all priorities being
+    equal) stop - the same ones every cycle."""
     max_imb = 0.2
     r = run("dlm-imbalance", {"K_DLM__SERVICE__MAX_IMBALANCE": str(max_imb)}, 20)
     singles = [s for s, c in r.stations.items() if c.get("phases", 3) == 1]
@@ -726,12 +762,26 @@ def test_phase_imbalance_kept_under_its_limit(run):
     r.wait_until(t_end, "a second of the rule binding")
 
     worst_sp = 0.0
+    singles.sort()
+    running_counts = set()
     for t, sps in full_batches():
         tot = phase_totals(r, sps)
         spread = max(tot) - min(tot)
         assert spread <= allowed_spread(tot, max_imb) + 0.01, (
             "setpoints at %.2f s: phases %s, spread %.1f A" % (t, tot, spread))
         worst_sp = max(worst_sp, spread)
+        # the fewest stopped: the single-phase level phase A may carry
+        # (the three-phase charger's current on B and C, plus the allowed
+        # spread) holds this many at 6 A; that many run, the first ids
+        amps = [sps[s]["phase_currents_a"]["A"] for s in singles]
+        bal = min(tot)
+        fit = int((max(bal / (1 - max_imb), bal + IMBALANCE_FLOOR_A) - bal) / 6.0 + 1e-6)
+        want = min(len(singles), fit)
+        running = [s for s, a in zip(singles, amps) if a > 0]
+        assert running == singles[:want], (
+            "setpoints at %.2f s: %d single-phase chargers fit at 6 A, running %s (%s A)"
+            % (t, want, running, [round(a, 2) for a in amps]))
+        running_counts.add(len(running))
     # the chargers ask for more than they get: the rule, not their demand
     last = full_batches()[-1][1]
     asked = sum(r.stations[s]["demand_kw"] * 1000 / (230 * 0.98) for s in singles)
@@ -739,6 +789,9 @@ def test_phase_imbalance_kept_under_its_limit(run):
     assert got < asked / 2, (got, asked)
     assert all(last[s]["phase_currents_a"]["A"] == 0 or
                last[s]["phase_currents_a"]["A"] >= 6 - 1e-9 for s in singles), last
+    # some still charge (once, all eight were scaled under 6 A and stopped)
+    charging = [s for s in singles if last[s]["phase_currents_a"]["A"] >= 6 - 1e-9]
+    assert len(charging) == 5, last
 
     # the site meter, from when the first full batch applied
     t_ctl = full_batches()[0][0] + r.scenario["response_delay_ms"] / 1000.0 + 0.25
@@ -760,7 +813,7 @@ def test_phase_imbalance_kept_under_its_limit(run):
     report("imbalance", uncontrolled_A=first, max_imbalance=max_imb,
            setpoint_max_spread_A="%.1f" % worst_sp,
            meter_max_spread_A="%.1f" % worst_spread,
-           meter_max_ratio="%.3f" % worst_ratio,
+           meter_max_ratio="%.3f" % worst_ratio, singles_running=sorted(running_counts),
            singles_A_last=[round(last[s]["phase_currents_a"]["A"], 2) for s in singles])
 
 
@@ -773,8 +826,10 @@ def test_dc_charger_ramped_not_stepped(run):
     again by at most ramp x cycle (10 kW/s x 0.2 s) each; at 8 s the load
     jumps to 60 kW and the setpoint falls in one step. The charger's meter
     follows the ramp. The one rise allowed to be larger is a session's start,
-    from 0 to the charger's minimum power (20 kW for the 150 kW CCS profile):
-    a DC charger cannot run under it."""
+    from 0 straight to the charger's minimum power (20 kW for the 150 kW CCS
+    profile): a DC charger cannot run under it, so its ramp does not climb
+    through that range (which would hold it at 0 for 2 s); it starts in the
+    second cycle that has it (the first one starts the ramp clock)."""
     r = run("dlm-dc-ramp", {"K_DLM__SERVICE__MAX_POWER_KW": "125"}, 20)
     drop, jump = r.base_event(0), r.base_event(1)
     r.wait_until(jump["at_s"] + 1.0, "the load jump at %gs" % jump["at_s"])
@@ -786,7 +841,11 @@ def test_dc_charger_ramped_not_stepped(run):
     starts = []
     for (t1, v1), (t2, v2) in zip(sps, sps[1:]):
         d = v2 - v1
-        if d > 0 and v1 == 0 and v2 <= DC_MIN_KW + per_cycle * 1.25:
+        if d > 0 and v1 == 0:
+            # a start: the minimum (or a cycle's ramp more when the cycle
+            # ran late), never a value under it
+            assert DC_MIN_KW - 1e-6 <= v2 <= DC_MIN_KW + per_cycle * 0.25, (
+                "a start from 0 to %.2f kW at %.2f s (minimum %g kW)" % (v2, t2, DC_MIN_KW))
             starts.append((t2, v2))
         elif d > 0:
             # ramp x cycle; a cycle that ran late ramps for the time it took
@@ -798,6 +857,11 @@ def test_dc_charger_ramped_not_stepped(run):
             max_step = max(max_step, d)
         max_fall = max(max_fall, -d)
     assert starts, "the charger never started: %s" % sps
+    assert all(v == 0 or v >= DC_MIN_KW - 1e-6 for _, v in sps), sps
+    # no wait at 0 once it is controlled: its first setpoint (the cycle
+    # that learned it) is 0, the next one the start
+    lead = next(i for i, (_, v) in enumerate(sps) if v > 0)
+    assert lead <= 1, "%d setpoints at 0 before the start: %s" % (lead, sps[:lead + 2])
 
     # after the load drop: ~35 -> ~65 kW over many cycles, not one
     before = [v for t, v in sps if t <= drop["at_s"]]
@@ -818,5 +882,6 @@ def test_dc_charger_ramped_not_stepped(run):
     r.check_audit_trail()
     report("dc_ramp", ramp_kw_s=DC_RAMP_KW_S, cycle_s=CYCLE_S, max_step_kw="%.2f" % max_step,
            limit_per_cycle_kw="%.2f" % per_cycle, start="0->%.1f kW at %.2f s" % starts[0][::-1],
+           zero_setpoints_before_start=lead,
            climb_kw="%.1f->%.1f" % (low, high), climb_slope_kw_s="%.1f" % slope,
            max_fall_kw="%.1f" % max_fall)

@@ -751,7 +751,8 @@ static json_t *changed_list(const char *const *names, const int *changed, size_t
 static int op_shedding_configure(struct req *r)
 {
 	static const char *const keys[] = { "enabled", "upper_threshold", "lower_threshold",
-		                            "mode",    "min_hold_ms",     NULL };
+		                            "mode",    "min_hold_ms",     "escalate_hold_ms",
+		                            NULL };
 	int rc;
 
 	if ((rc = parse_body(r, 0)) || (rc = only_keys(r, r->obj, "", keys)))
@@ -792,23 +793,33 @@ static int op_shedding_configure(struct req *r)
 		return -rc;
 	if (rc)
 		nw.min_hold_ms = hold;
+	if ((rc = get_int(r, r->obj, "escalate_hold_ms", "", 0, 86400000, &hold)) < 0)
+		return -rc;
+	if (rc)
+		nw.escalate_hold_ms = hold;
 	if (dlm_shed_configure(r->ctx->shed, &nw))
 		return fail(r, 400, "body: the shedding configuration was refused");
 
 	static const char *const names[] = { "enabled", "upper_threshold", "lower_threshold",
-		                             "mode", "min_hold_ms" };
+		                             "mode",    "min_hold_ms",     "escalate_hold_ms" };
+	enum { NSHED = sizeof(names) / sizeof(names[0]) };
 	const char *mode_name[2] = { "step", "jump" };
-	int ch[5] = { old.enabled != nw.enabled, old.upper_threshold != nw.upper_threshold,
-		      old.lower_threshold != nw.lower_threshold, old.mode != nw.mode,
-		      old.min_hold_ms != nw.min_hold_ms };
-	json_t *olds[5] = { json_boolean(old.enabled), json_real(old.upper_threshold),
-		            json_real(old.lower_threshold), json_string(mode_name[old.mode != 0]),
-		            json_integer(old.min_hold_ms) };
-	json_t *news[5] = { json_boolean(nw.enabled), json_real(nw.upper_threshold),
-		            json_real(nw.lower_threshold), json_string(mode_name[nw.mode != 0]),
-		            json_integer(nw.min_hold_ms) };
+	int ch[NSHED] = { old.enabled != nw.enabled,
+		          old.upper_threshold != nw.upper_threshold,
+		          old.lower_threshold != nw.lower_threshold,
+		          old.mode != nw.mode,
+		          old.min_hold_ms != nw.min_hold_ms,
+		          old.escalate_hold_ms != nw.escalate_hold_ms };
+	json_t *olds[NSHED] = {
+		json_boolean(old.enabled),      json_real(old.upper_threshold),
+		json_real(old.lower_threshold), json_string(mode_name[old.mode != 0]),
+		json_integer(old.min_hold_ms),  json_integer(old.escalate_hold_ms)
+	};
+	json_t *news[NSHED] = { json_boolean(nw.enabled),      json_real(nw.upper_threshold),
+		                json_real(nw.lower_threshold), json_string(mode_name[nw.mode != 0]),
+		                json_integer(nw.min_hold_ms),  json_integer(nw.escalate_hold_ms) };
 	char who[256], key[64];
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < NSHED; i++) {
 		if (!ch[i]) {
 			json_decref(olds[i]);
 			json_decref(news[i]);
@@ -826,7 +837,7 @@ static int op_shedding_configure(struct req *r)
 	}
 	json_t *j = dlm_shed_status_obj(r->ctx->shed);
 	if (j)
-		json_object_set_new(j, "changed", changed_list(names, ch, 5));
+		json_object_set_new(j, "changed", changed_list(names, ch, NSHED));
 	return ok(r, j);
 }
 

@@ -58,7 +58,8 @@
  *                       created, priority, capabilities}.
  *   shedding_configure  body any of {"enabled", "upper_threshold",
  *                       "lower_threshold", "mode":"step"|"jump",
- *                       "min_hold_ms"}, merged into the present
+ *                       "min_hold_ms", "escalate_hold_ms"} (the holds
+ *                       integers 0..86400000), merged into the present
  *                       configuration (0 < lower < upper <= 1). Reply: the
  *                       shedding status plus "changed": [keys].
  *   service_configure   body any subset of the service entrance

@@ -226,6 +226,13 @@ double dlm_dc_step(struct dlm_dc_charger *ch, int64_t now_ms)
 		cur = cur + delta > goal ? goal : cur + delta;
 	else if (goal < cur)
 		cur = cur - delta < goal ? goal : cur - delta;
+	/* Nothing runs under the minimum: a ramp toward a goal at or over it
+	 * skips the range below it (a start from 0, or from a setpoint left
+	 * under it by a derating) and goes on from the minimum. */
+	double mn = ch->power_min_kw;
+	if (dt_s > 0 && mn > 0 && fabs(goal) >= mn && fabs(cur) < mn &&
+	    (cur == 0 || (cur > 0) == (goal > 0)))
+		cur = goal > 0 ? mn : -mn;
 	ch->setpoint_kw = cur;
 	return cur;
 }

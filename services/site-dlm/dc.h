@@ -129,11 +129,15 @@ double dlm_dc_effective_target(const struct dlm_dc_charger *ch);
 
 /* One control step at now_ms: moves setpoint_kw toward the effective
  * target by at most ramp_kw_per_s x (now_ms - last step) when its magnitude
- * grows. When it shrinks (lower target, derating, taper) it lands at once,
- * unless ramp_down is set; a setpoint outside the effective limits is
+ * grows. A charger does not run under power_min_kw, so a rise toward a
+ * target at or over it (a start from 0, or from a setpoint under the
+ * minimum) never stops in between: the first non-zero setpoint is the
+ * minimum (or more, when the ramp has had the time), and the ramp goes on
+ * from there. When it shrinks (lower target, derating, taper) it lands at
+ * once, unless ramp_down is set; a setpoint outside the effective limits is
  * always brought inside at once. Crossing from import to export goes to 0
- * at once and then ramps. The first call only records the time. Returns
- * the new setpoint. */
+ * at once and then ramps (starting at the minimum, as above). The first
+ * call only records the time. Returns the new setpoint. */
 double dlm_dc_step(struct dlm_dc_charger *ch, int64_t now_ms);
 
 /* {"id", "target_kw", "setpoint_kw", "effective_target_kw",

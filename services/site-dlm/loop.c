@@ -60,6 +60,7 @@ struct dlm_loop {
 	/* Scratch, grown as needed. */
 	size_t *order;
 	struct dlm_shed_station *shed_st;
+	struct lstation **cut; /* one phase's single-phase stations (balance) */
 	size_t cap_scratch;
 	struct dlm_headroom *fh;
 	int *fx;       /* feeder -> transformer index or -1 */
@@ -190,6 +191,7 @@ void dlm_loop_free(struct dlm_loop *l)
 	free(l->hash);
 	free(l->order);
 	free(l->shed_st);
+	free(l->cut);
 	free(l->fh);
 	free(l->fx);
 	free(l->rf);
@@ -460,7 +462,8 @@ static int ensure_scratch(struct dlm_loop *l, size_t nf, size_t nt)
 {
 	if (l->n > l->cap_scratch) {
 		if (grow((void **)&l->order, l->n, sizeof(*l->order)) ||
-		    grow((void **)&l->shed_st, l->n, sizeof(*l->shed_st)))
+		    grow((void **)&l->shed_st, l->n, sizeof(*l->shed_st)) ||
+		    grow((void **)&l->cut, l->n, sizeof(*l->cut)))
 			return V2G_ERR_NOMEM;
 		l->cap_scratch = l->n;
 	}
@@ -660,6 +663,60 @@ static void ac_clamp(const struct dlm_loop *l, struct lstation *s, double cur[3]
 	}
 }
 
+/* The order in which the balance stops single-phase stations (see
+ * loop.h): lowest priority first, then the greatest id. */
+static int cut_cmp(const void *a, const void *b)
+{
+	const struct lstation *x = *(struct lstation *const *)a;
+	const struct lstation *y = *(struct lstation *const *)b;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	return strcmp(y->id, x->id);
+}
+
+/* Brings one phase's single-phase stations v[0..k) (sorted by cut_cmp, all
+ * running) to at most target amps in total: while even the 6 A minimum
+ * each does not fit, the first one left is stopped; the rest are scaled by
+ * one factor, none under 6 A (one that would be is held at 6 A and the
+ * others are scaled further). Counts the stations touched in *cuts and
+ * returns the new total. */
+static double cut_phase(struct lstation **v, size_t k, double target, size_t *cuts)
+{
+	double floor_sum = 0, sum = 0;
+	size_t a = 0;
+	for (size_t i = 0; i < k; i++)
+		floor_sum += dmin(v[i]->cur[0], DLM_IEC_MIN_A);
+	for (; a < k && floor_sum > target + 1e-9; a++) {
+		floor_sum -= dmin(v[a]->cur[0], DLM_IEC_MIN_A);
+		v[a]->cur[0] = 0;
+		(*cuts)++;
+	}
+	for (size_t i = a; i < k; i++)
+		sum += v[i]->cur[0];
+	if (sum <= target + 1e-9)
+		return sum;
+	/* The largest factor f with sum(max(floor_i, f x cur_i)) <= target:
+	 * it exists (f = 0 gives floor_sum). */
+	double lo = 0, hi = 1;
+	for (int it = 0; it < BISECT_ITERS; it++) {
+		double mid = (lo + hi) / 2, t = 0;
+		for (size_t i = a; i < k; i++)
+			t += dmax(dmin(v[i]->cur[0], DLM_IEC_MIN_A), mid * v[i]->cur[0]);
+		if (t <= target)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	sum = 0;
+	for (size_t i = a; i < k; i++) {
+		struct lstation *s = v[i];
+		s->cur[0] = dmax(dmin(s->cur[0], DLM_IEC_MIN_A), lo * s->cur[0]);
+		sum += s->cur[0];
+		(*cuts)++;
+	}
+	return sum;
+}
+
 /* Cuts single-phase stations on the heavy phases (see loop.h). */
 static void enforce_balance(struct dlm_loop *l, double max_imb)
 {
@@ -687,20 +744,16 @@ static void enforce_balance(struct dlm_loop *l, double max_imb)
 		for (int p = 0; p < 3; p++) {
 			if (tot[p] <= lim + 1e-9 || s1[p] <= 0)
 				continue;
-			double k = dmax(0, (s1[p] - (tot[p] - lim)) / s1[p]);
-			s1[p] = 0;
+			size_t k = 0;
 			for (size_t i = 0; i < l->n; i++) {
 				struct lstation *s = l->st[i];
-				if (s->failsafe || s->type != DLM_CAP_AC || s->ph.phases != 1 ||
-				    s->ph.rotation != p || s->cur[0] <= 0)
-					continue;
-				double a = s->cur[0] * k;
-				if (a < DLM_IEC_MIN_A)
-					a = 0;
-				s->cur[0] = a;
-				s1[p] += a;
-				l->stats.phase_cuts++;
+				if (!s->failsafe && s->type == DLM_CAP_AC && s->ph.phases == 1 &&
+				    s->ph.rotation == p && s->cur[0] > 0)
+					l->cut[k++] = s;
 			}
+			qsort(l->cut, k, sizeof(*l->cut), cut_cmp);
+			s1[p] = cut_phase(l->cut, k, dmax(0, s1[p] - (tot[p] - lim)),
+			                  &l->stats.phase_cuts);
 			cut = 1;
 		}
 		if (!cut)

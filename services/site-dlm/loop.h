@@ -36,9 +36,18 @@
  * phases at 230 V. Only single-phase stations create imbalance (three-phase
  * stations are auto-balanced), so only they are cut: each phase above
  * L = max(min / (1 - max_imbalance), min + imbalance_floor_a) is brought to
- * L by scaling its single-phase stations (a contribution under 6 A stops).
- * The floor lets a lone single-phase charger run on an otherwise empty
- * site. Fail-safe stations are not touched.
+ * L by scaling its single-phase stations down by one factor, none under
+ * the 6 A minimum (one that would be is held at 6 A and the others are
+ * scaled further). When even 6 A each does not fit under L, stations are
+ * stopped one at a time until the rest do: lowest priority first, among
+ * equal priorities the greatest id first (strcmp). The order is stable on
+ * purpose: the same stations stay stopped cycle after cycle instead of
+ * taking turns (each restart is a new session start), and it does not
+ * depend on the currents, which the AC ramp moves from cycle to cycle.
+ * E.g. 8 single-phase chargers asking 32 A each on one phase of an
+ * otherwise empty site, with the 32 A floor: 5 run at 6.4 A, the 3 first
+ * in that order stop. The floor lets a lone single-phase charger run on an
+ * otherwise empty site. Fail-safe stations are not touched.
  *
  * The loop BORROWS the site, shedding state, fail-safe manager and
  * capability registry (the caller creates them, configures them, and may

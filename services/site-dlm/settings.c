@@ -45,6 +45,15 @@ const struct v2g_cfg_item dlm_settings_items[] = {
 	  "start shedding at load/limit >= this" },
 	{ "dlm.shedding.lower_threshold", V2G_CFG_DOUBLE, S(shed_lower), 0.01, 1, "0.85", NULL,
 	  "stop shedding at load/limit <= this" },
+	{ "dlm.shedding.mode", V2G_CFG_STRING, S(shed_mode), 1, 8, "step", NULL,
+	  "step: one level per escalation | jump: straight to the level that suffices" },
+	{ "dlm.shedding.min_hold_ms", V2G_CFG_INT, S(shed_min_hold_ms), 0, 86400000, "0", NULL,
+	  "a level lasts at least this long before it may fall" },
+	/* 2 s: chargers take 1-3 s to follow a new setpoint (IEC 61851 gives
+	 * them several seconds); escalating again before that judges the next
+	 * level on a load that does not show the last one yet. */
+	{ "dlm.shedding.escalate_hold_ms", V2G_CFG_INT, S(shed_escalate_hold_ms), 0, 86400000,
+	  "2000", NULL, "time between two escalations (the first from level 0 is immediate)" },
 	{ "dlm.failsafe.safe_power_kw", V2G_CFG_DOUBLE, S(safe_power_kw), 0, 1e4, "3.7", NULL,
 	  "setpoint of a silent station (reduce)" },
 	{ "dlm.failsafe.offline_action", V2G_CFG_STRING, S(offline_action), 1, 16, "reduce", NULL,
@@ -292,6 +301,11 @@ int dlm_settings_check(void *settings, const char *file, char *err, size_t len)
 		         s->shed_lower, s->shed_upper);
 		return V2G_ERR_CONFIG;
 	}
+	if (strcmp(s->shed_mode, "step") != 0 && strcmp(s->shed_mode, "jump") != 0) {
+		snprintf(err, len, "dlm.shedding.mode: must be step or jump, got \"%s\"",
+		         s->shed_mode);
+		return V2G_ERR_CONFIG;
+	}
 	if (s->phases != 1 && s->phases != 3) {
 		snprintf(err, len, "dlm.service.phases: must be 1 or 3, got %d", s->phases);
 		return V2G_ERR_CONFIG;
@@ -341,5 +355,8 @@ int dlm_settings_check(void *settings, const char *file, char *err, size_t len)
 	s->shed.enabled = s->shed_enabled;
 	s->shed.upper_threshold = s->shed_upper;
 	s->shed.lower_threshold = s->shed_lower;
+	s->shed.mode = strcmp(s->shed_mode, "jump") == 0 ? DLM_SHED_JUMP : DLM_SHED_STEP;
+	s->shed.min_hold_ms = s->shed_min_hold_ms;
+	s->shed.escalate_hold_ms = s->shed_escalate_hold_ms;
 	return V2G_OK;
 }

@@ -40,6 +40,8 @@ struct dlm_settings {
 	double frequency_hz;
 	double shed_upper, shed_lower;
 	int shed_enabled;
+	char *shed_mode; /* "step" | "jump" */
+	int shed_min_hold_ms, shed_escalate_hold_ms;
 	double safe_power_kw;
 	char *offline_action;
 	int comm_timeout_ms;
@@ -56,8 +58,9 @@ struct dlm_settings {
 extern const struct v2g_cfg_item dlm_settings_items[];
 extern const size_t dlm_settings_n;
 
-/* Checks what the table cannot (lower < upper, phases 1 or 3, the offline
- * action's name, the service as dlm_site_configure_service accepts it),
+/* Checks what the table cannot (lower < upper, the shedding mode's and
+ * the offline action's names, phases 1 or 3, the service as
+ * dlm_site_configure_service accepts it),
  * resolves the service power (dlm.service.max_power_kw, else the legacy
  * dlm.max_grid_capacity_kw, else 250 kW) and fills service, shed and
  * failsafe. Reads dlm.feeders and dlm.transformers from file (NULL: none)

@@ -11,6 +11,7 @@ struct dlm_shed {
 	struct dlm_shed_cfg cfg;
 	int level;
 	int64_t since_ms;
+	int64_t escalated_ms; /* the last escalation */
 	double last_ratio;
 	uint64_t changes;
 	struct dlm_shed_action *actions;
@@ -23,7 +24,8 @@ struct dlm_shed_cfg dlm_shed_defaults(void)
 		                      .upper_threshold = 0.95,
 		                      .lower_threshold = 0.85,
 		                      .mode = DLM_SHED_STEP,
-		                      .min_hold_ms = 0 };
+		                      .min_hold_ms = 0,
+		                      .escalate_hold_ms = 2000 };
 }
 
 static int thresholds_valid(double upper, double lower)
@@ -34,7 +36,8 @@ static int thresholds_valid(double upper, double lower)
 static int cfg_valid(const struct dlm_shed_cfg *c)
 {
 	return thresholds_valid(c->upper_threshold, c->lower_threshold) &&
-	       (c->mode == DLM_SHED_STEP || c->mode == DLM_SHED_JUMP) && c->min_hold_ms >= 0;
+	       (c->mode == DLM_SHED_STEP || c->mode == DLM_SHED_JUMP) && c->min_hold_ms >= 0 &&
+	       c->escalate_hold_ms >= 0;
 }
 
 struct dlm_shed *dlm_shed_new(const struct dlm_shed_cfg *cfg)
@@ -146,6 +149,10 @@ static int next_level(const struct dlm_shed *sh, double ratio, double load, doub
 	if (ratio >= sh->cfg.upper_threshold) {
 		if (lvl >= DLM_SHED_MAX_LEVEL)
 			return lvl;
+		/* Paced: the chargers have not followed the last one yet. */
+		int64_t since_up = now_ms - sh->escalated_ms;
+		if (lvl > 0 && since_up >= 0 && since_up < sh->cfg.escalate_hold_ms)
+			return lvl;
 		if (sh->cfg.mode == DLM_SHED_STEP)
 			return lvl + 1;
 		for (int to = lvl + 1; to < DLM_SHED_MAX_LEVEL; to++)
@@ -198,6 +205,8 @@ int dlm_shed_evaluate(struct dlm_shed *sh, double load_kw, double capacity_kw,
 			            : f_new == 1 ? DLM_SHED_RESTORE
 			                         : DLM_SHED_REDUCE;
 		}
+		if (lvl > old)
+			sh->escalated_ms = now_ms;
 		sh->level = lvl;
 		sh->since_ms = now_ms;
 		sh->changes++;
@@ -227,13 +236,14 @@ json_t *dlm_shed_status_obj(const struct dlm_shed *sh)
 {
 	/* An infinite ratio (no capacity) is not JSON: null. */
 	json_t *ratio = isfinite(sh->last_ratio) ? json_real(sh->last_ratio) : json_null();
-	return json_pack("{s:b,s:b,s:i,s:s,s:I,s:{s:f,s:f},s:s,s:I,s:o,s:I}", "enabled",
+	return json_pack("{s:b,s:b,s:i,s:s,s:I,s:{s:f,s:f},s:s,s:I,s:I,s:o,s:I}", "enabled",
 	                 sh->cfg.enabled, "active", sh->level > 0, "level", sh->level, "level_name",
 	                 dlm_shed_level_name(sh->level), "since_ms", (json_int_t)sh->since_ms,
 	                 "thresholds", "upper", sh->cfg.upper_threshold, "lower",
 	                 sh->cfg.lower_threshold, "mode",
 	                 sh->cfg.mode == DLM_SHED_JUMP ? "jump" : "step", "min_hold_ms",
-	                 (json_int_t)sh->cfg.min_hold_ms, "last_ratio", ratio, "changes",
+	                 (json_int_t)sh->cfg.min_hold_ms, "escalate_hold_ms",
+	                 (json_int_t)sh->cfg.escalate_hold_ms, "last_ratio", ratio, "changes",
 	                 (json_int_t)sh->changes);
 }
 

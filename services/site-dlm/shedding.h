@@ -4,12 +4,25 @@
  *   ratio >= upper (0.95)  escalate one level (up to 5)
  *   ratio <= lower (0.85)  de-escalate one level (down to 0 = inactive)
  *   in between            keep the level: no flapping inside the band.
- * One level per evaluation in both directions (DLM_SHED_STEP, the default).
+ * One level at a time in both directions (DLM_SHED_STEP, the default).
  * With DLM_SHED_JUMP, escalation goes straight to the lowest level whose
  * estimated load (load minus what that level takes from the stations' power)
  * falls below upper, or to 5; de-escalation stays one level at a time, so
  * stations come back gradually. A level is held at least min_hold_ms before
  * it may fall (0 = no hold).
+ *
+ * Escalations are paced, in both modes: after one, the next waits
+ * escalate_hold_ms (default 2000 ms), however high the load; the first one
+ * from level 0 is immediate, and falling is not affected. The load is
+ * measured, and chargers take time to follow a new setpoint (a real one
+ * 1-3 s; IEC 61851 gives a charger several seconds to follow a new current
+ * limit): escalating every evaluation would judge each level on a load
+ * that still shows the level before it, so a 200 ms control cycle would
+ * climb to the emergency stop in about a second for a load that one level
+ * would have brought back under the threshold. (Overloads are not left
+ * standing meanwhile: the control loop cuts its allocations to the limit in
+ * the cycle that sees them; shedding is the band's second line.) A clock
+ * going backwards does not hold an escalation.
  *
  * The levels (guide 1.5), applied cumulatively: a station gets the lowest
  * power any rule of the levels 1..L gives it, so escalating never raises
@@ -39,7 +52,7 @@
 #define DLM_SHED_MAX_LEVEL 5
 
 enum dlm_shed_mode {
-	DLM_SHED_STEP = 0, /* one level per evaluation */
+	DLM_SHED_STEP = 0, /* one level per escalation */
 	DLM_SHED_JUMP = 1, /* escalate straight to the level that suffices */
 };
 
@@ -48,7 +61,8 @@ struct dlm_shed_cfg {
 	double upper_threshold; /* start shedding at load/capacity >= upper */
 	double lower_threshold; /* stop when <= lower; 0 < lower < upper <= 1 */
 	enum dlm_shed_mode mode;
-	int64_t min_hold_ms; /* >= 0 */
+	int64_t min_hold_ms;      /* >= 0: a level lasts this long before it may fall */
+	int64_t escalate_hold_ms; /* >= 0: time between two escalations (2000) */
 };
 
 /* A station as normal control sees it. id is borrowed for the evaluation
@@ -93,7 +107,8 @@ struct dlm_shed_status {
 
 struct dlm_shed;
 
-/* Enabled, 0.95 / 0.85, STEP, no hold. */
+/* Enabled, 0.95 / 0.85, STEP, no hold before a fall, 2000 ms between
+ * escalations. */
 struct dlm_shed_cfg dlm_shed_defaults(void);
 /* NULL cfg = defaults; NULL when cfg is invalid or on allocation failure. */
 struct dlm_shed *dlm_shed_new(const struct dlm_shed_cfg *cfg);
@@ -103,7 +118,8 @@ void dlm_shed_free(struct dlm_shed *sh);
  * no change unless 0 < lower < upper <= 1. The level is kept. */
 int dlm_shed_set_hysteresis(struct dlm_shed *sh, double upper, double lower);
 /* Replaces the whole configuration; V2G_ERR_INVAL as above or for a bad
- * mode or hold. Disabling takes effect at the next evaluation. */
+ * mode or hold. Disabling takes effect at the next evaluation; a new
+ * escalate_hold_ms counts from the last escalation. */
 int dlm_shed_configure(struct dlm_shed *sh, const struct dlm_shed_cfg *cfg);
 const struct dlm_shed_cfg *dlm_shed_config(const struct dlm_shed *sh);
 
@@ -122,8 +138,8 @@ const char *dlm_shed_action_name(enum dlm_shed_action_kind a); /* reduce|stop|re
 
 void dlm_shed_get_status(const struct dlm_shed *sh, struct dlm_shed_status *out);
 /* For GET /api/load-shedding/status: {active, level, level_name, since_ms,
- * thresholds:{upper, lower}, mode, enabled, last_ratio, changes}. Caller
- * owns the result. */
+ * thresholds:{upper, lower}, mode, min_hold_ms, escalate_hold_ms, enabled,
+ * last_ratio, changes}. Caller owns the result. */
 json_t *dlm_shed_status_obj(const struct dlm_shed *sh);
 char *dlm_shed_status_json(const struct dlm_shed *sh); /* caller frees */
 

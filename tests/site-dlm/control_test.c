@@ -530,6 +530,16 @@ static void test_shedding_configure(void)
 	CHECK_INT(dlm_shed_config(x.shed)->enabled, 0);
 	CHECK_INT(dlm_shed_config(x.shed)->mode, DLM_SHED_JUMP);
 	CHECK_INT((int)dlm_shed_config(x.shed)->min_hold_ms, 5000);
+	/* The pace of escalations: one event, the status shows it. */
+	clear_events(&x);
+	CHECK_INT(call(&x, "shedding_configure", NULL, "{\"escalate_hold_ms\":500}", &r), 200);
+	CHECK_INT((int)dlm_shed_config(x.shed)->escalate_hold_ms, 500);
+	CHECK_INT(json_integer_value(json_object_get(r, "escalate_hold_ms")), 500);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(r, "changed"), 0)),
+	          "escalate_hold_ms");
+	json_decref(r);
+	CHECK_INT(x.nev, 1);
+	CHECK_STR(x.ev[0].target, "dlm.shedding.escalate_hold_ms");
 	/* The same again changes nothing and records nothing. */
 	clear_events(&x);
 	CHECK_INT(call(&x, "shedding_configure", NULL, "{\"enabled\":false}", &r), 200);
@@ -551,12 +561,18 @@ static void test_shedding_configure(void)
 	CHECK_400(&x, "shedding_configure", NULL, "{\"mode\":\"fast\"}", "mode");
 	CHECK_400(&x, "shedding_configure", NULL, "{\"min_hold_ms\":-1}", "min_hold_ms");
 	CHECK_400(&x, "shedding_configure", NULL, "{\"min_hold_ms\":1.5}", "min_hold_ms");
+	CHECK_400(&x, "shedding_configure", NULL, "{\"escalate_hold_ms\":-1}", "escalate_hold_ms");
+	CHECK_400(&x, "shedding_configure", NULL, "{\"escalate_hold_ms\":\"2s\"}",
+	          "escalate_hold_ms");
+	CHECK_400(&x, "shedding_configure", NULL, "{\"escalate_hold_ms\":86400001}",
+	          "escalate_hold_ms");
 	CHECK_400(&x, "shedding_configure", NULL, "{\"threshold\":0.9}", "threshold");
 	CHECK_400(&x, "shedding_configure", NULL, "", "body");
 	CHECK_400(&x, "shedding_configure", NULL, "{\"enabled\":true,\"enabled\":false}", "body");
 	CHECK_NEAR(dlm_shed_config(x.shed)->upper_threshold, 0.9, 1e-12);
 	CHECK_NEAR(dlm_shed_config(x.shed)->lower_threshold, 0.8, 1e-12);
 	CHECK_INT(dlm_shed_config(x.shed)->enabled, 0);
+	CHECK_INT((int)dlm_shed_config(x.shed)->escalate_hold_ms, 500);
 	fx_fini(&x);
 }
 
@@ -708,7 +724,8 @@ static void test_cycle_events(void)
 	CHECK_STR(json_string_value(json_object_get(d, "profile")), "dcfc_ccs_medium");
 	CHECK_STR(json_string_value(json_object_get(d, "site")), "site-t");
 	json_decref(d);
-	dlm_control_station_learned(&x.ctx, "station_added", "ghost", "meter"); /* unknown: nothing */
+	dlm_control_station_learned(&x.ctx, "station_added", "ghost",
+	                            "meter"); /* unknown: nothing */
 	CHECK_INT(x.nev, 1);
 
 	/* Normal cycles record nothing. */
@@ -716,7 +733,8 @@ static void test_cycle_events(void)
 	for (int c = 0; c < 5; c++)
 		cycle(&x, 100, NULL);
 	CHECK_INT(x.nev, 0);
-	/* 240 kW against 200: level 1, then 2; each change once. */
+	/* 240 kW against 200: level 1, then 2 (2 s later: escalate_hold_ms);
+	 * each change once. */
 	cycle(&x, 240, NULL);
 	CHECK_INT(x.nev, 1);
 	CHECK_STR(x.ev[0].action, "shedding_level_change");
@@ -728,6 +746,8 @@ static void test_cycle_events(void)
 	CHECK_NEAR(jnum(d, "load_kw"), 240, 1e-9);
 	CHECK_NEAR(jnum(d, "limit_kw"), 200, 1e-9);
 	json_decref(d);
+	cycle(&x, 240, NULL);
+	CHECK_INT(x.nev, 1);
 	cycle(&x, 240, NULL);
 	CHECK_INT(x.nev, 2);
 	for (int c = 0; c < 5; c++)

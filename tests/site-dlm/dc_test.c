@@ -116,17 +116,20 @@ static void test_ramp_up_not_stepped(void)
 	CHECK_INT(dlm_dc_set_power_limit(&ch, 150), 0);
 	CHECK_NEAR(ch.target_kw, 150, 0);
 	CHECK_NEAR(dlm_dc_step(&ch, 1000), 0, 0); /* first call: time only */
-	CHECK_NEAR(dlm_dc_step(&ch, 2000), 10, 1e-9);
-	CHECK_NEAR(dlm_dc_step(&ch, 2100), 11, 1e-9);
+	/* the start: 10 kW of ramp would be under the 20 kW minimum */
+	CHECK_NEAR(dlm_dc_step(&ch, 2000), 20, 1e-9);
+	CHECK_NEAR(dlm_dc_step(&ch, 2100), 21, 1e-9);
 	double prev = ch.setpoint_kw;
-	/* 100 ms steps: never more than 1 kW each, reaches 150 at t = 16 s */
+	/* 100 ms steps: never more than 1 kW each, reaches 150 at t = 15 s */
 	for (int64_t t = 2200; t <= 20000; t += 100) {
 		double sp = dlm_dc_step(&ch, t);
 		CHECK(sp - prev <= 1.0 + 1e-9);
 		CHECK(sp >= prev);
 		prev = sp;
-		if (t == 16000)
+		if (t == 15000)
 			CHECK_NEAR(sp, 150, 1e-9);
+		if (t == 14900)
+			CHECK_NEAR(sp, 149, 1e-9);
 	}
 	CHECK_NEAR(ch.setpoint_kw, 150, 1e-9);
 	/* the same time twice: no movement */
@@ -141,6 +144,48 @@ static void test_ramp_up_not_stepped(void)
 	CHECK_NEAR(dlm_dc_step(&h, 2000), 50, 1e-9);
 	/* clock going backwards: no movement */
 	CHECK_NEAR(dlm_dc_step(&h, 1000), 50, 1e-9);
+}
+
+/* A start skips the range under the charger's minimum (where it cannot
+ * run) and ramps on from the minimum; so does a setpoint left under it. */
+static void test_start_at_minimum(void)
+{
+	struct dlm_dc_charger ch = charger("dcfc_ccs_medium"); /* 20..150 kW */
+	CHECK_INT(dlm_dc_set_power_limit(&ch, 100), 0);
+	dlm_dc_step(&ch, 0);
+	/* 200 ms cycles: 0 -> 20 (not 2), then +2 kW per cycle */
+	double want[] = { 20, 22, 24, 26 };
+	for (int i = 0; i < 4; i++)
+		CHECK_NEAR(dlm_dc_step(&ch, 200 * (i + 1)), want[i], 1e-9);
+	/* a long gap: the ramp has had the time, more than the minimum */
+	struct dlm_dc_charger g = charger("dcfc_ccs_medium");
+	dlm_dc_set_power_limit(&g, 100);
+	dlm_dc_step(&g, 0);
+	CHECK_NEAR(dlm_dc_step(&g, 3000), 30, 1e-9);
+	/* a goal under the minimum (derated to 15 kW): no jump to 20 */
+	struct dlm_dc_charger d = charger("dcfc_ccs_medium");
+	struct dlm_dc_meas hot = meas(0, 0, 0, 87, 50); /* 3/30 x 150 = 15 kW */
+	CHECK_INT(dlm_dc_update(&d, &hot, 0), 0);
+	dlm_dc_set_power_limit(&d, 100);
+	dlm_dc_step(&d, 0);
+	CHECK_NEAR(dlm_dc_step(&d, 200), 2, 1e-9);
+	CHECK_NEAR(dlm_dc_step(&d, 2000), 15, 1e-9);
+	/* cooled down: from 15 (under 20) straight to the minimum, then on */
+	struct dlm_dc_meas cool = meas(0, 0, 0, 30, 50);
+	CHECK_INT(dlm_dc_update(&d, &cool, 2000), 0);
+	CHECK_NEAR(dlm_dc_step(&d, 2200), 20, 1e-9);
+	CHECK_NEAR(dlm_dc_step(&d, 2400), 22, 1e-9);
+	/* a stop and a restart: 0, then the minimum again */
+	dlm_dc_set_power_limit(&d, 0);
+	CHECK_NEAR(dlm_dc_step(&d, 2600), 0, 0);
+	dlm_dc_set_power_limit(&d, 100);
+	CHECK_NEAR(dlm_dc_step(&d, 2600), 0, 0); /* no time elapsed: no move */
+	CHECK_NEAR(dlm_dc_step(&d, 2800), 20, 1e-9);
+	/* ramp_down: falling to 0 passes under the minimum, no jump up */
+	d.ramp_down = 1;
+	dlm_dc_set_power_limit(&d, 0);
+	CHECK_NEAR(dlm_dc_step(&d, 3800), 10, 1e-9);
+	CHECK_NEAR(dlm_dc_step(&d, 4800), 0, 1e-9);
 }
 
 static void test_reductions(void)
@@ -222,9 +267,13 @@ static void test_bidirectional(void)
 	CHECK_NEAR(dlm_dc_export_limit_kw(&ch), 50, 0);
 	CHECK_INT(dlm_dc_set_power_limit(&ch, -80), 0);
 	CHECK_NEAR(ch.target_kw, -50, 0);
-	/* ramped too: -10 kW/s */
+	/* ramped too: -10 kW/s, from its 50 kW minimum */
 	dlm_dc_step(&ch, 0);
-	CHECK_NEAR(dlm_dc_step(&ch, 1000), -10, 1e-9);
+	CHECK_NEAR(dlm_dc_step(&ch, 1000), -50, 1e-9);
+	dlm_dc_set_power_limit(&ch, 0);
+	CHECK_NEAR(dlm_dc_step(&ch, 1000), 0, 0);
+	dlm_dc_set_power_limit(&ch, -80);
+	CHECK_NEAR(dlm_dc_step(&ch, 1000), 0, 0);
 	CHECK_NEAR(dlm_dc_step(&ch, 6000), -50, 1e-9);
 	/* thermal derating limits export too */
 	struct dlm_dc_meas hot = meas(-50, -100, 500, 88, 60);
@@ -243,7 +292,7 @@ static void test_bidirectional(void)
 	dlm_dc_set_power_limit(&ch, -30);
 	CHECK_NEAR(ch.target_kw, 0, 0);
 	dlm_dc_set_power_limit(&ch, -50);
-	CHECK_NEAR(dlm_dc_step(&ch, 21000), -10, 1e-9);
+	CHECK_NEAR(dlm_dc_step(&ch, 21000), -50, 1e-9); /* to 0, then its minimum */
 	/* disable: the negative target becomes 0 and the setpoint follows */
 	dlm_dc_disable_bidirectional(&ch);
 	CHECK_NEAR(ch.target_kw, 0, 0);
@@ -275,7 +324,7 @@ static void test_status_json(void)
 	dlm_dc_step(&ch, 6000);
 	j = dlm_dc_status_json(&ch);
 	CHECK_NEAR(json_real_value(json_object_get(j, "target_kw")), 150, 0);
-	CHECK_NEAR(json_real_value(json_object_get(j, "setpoint_kw")), 10, 1e-9);
+	CHECK_NEAR(json_real_value(json_object_get(j, "setpoint_kw")), 50, 1e-9);
 	CHECK(json_is_true(json_object_get(j, "ramping")));
 	CHECK_NEAR(json_real_value(json_object_get(j, "thermal_factor")), 1 - 5.0 / 30, 1e-9);
 	json_t *b = json_object_get(j, "bidirectional");
@@ -295,6 +344,7 @@ int main(void)
 		HCASE(test_taper_curve),          HCASE(test_ramp_up_not_stepped),
 		HCASE(test_reductions),           HCASE(test_guide_measurements_and_current_limit),
 		HCASE(test_bidirectional),        HCASE(test_status_json),
+		HCASE(test_start_at_minimum),
 	};
 	return harness_main("site-dlm-dc", cases, HARNESS_N(cases));
 }

@@ -37,6 +37,7 @@ struct fx {
 	double base_kw;
 	double fake_load; /* > 0: the site meter reads this instead */
 	int64_t now;
+	int64_t step; /* ms per cycle (STEP) */
 };
 
 static void add_feeder(struct dlm_site *s, const char *id, const char *const *st, size_t n,
@@ -69,7 +70,8 @@ static void fx_init(struct fx *x, const struct dlm_loop_cfg *cfg, double ac_feed
 		CHECK_INT(dlm_loop_add_station(x->loop, &sc, 0), 0);
 	}
 	x->base_kw = 20;
-	x->now = STEP;
+	x->step = STEP;
+	x->now = x->step;
 }
 
 static void fx_fini(struct fx *x)
@@ -106,7 +108,7 @@ static void fx_step(struct fx *x)
 	CHECK_INT(dlm_loop_site_meter(x->loop, &m, x->now), 0);
 	CHECK_INT(dlm_loop_cycle(x->loop, x->now, x->sp, NST, &x->n), 0);
 	CHECK_INT(x->n, NST);
-	x->now += STEP;
+	x->now += x->step;
 }
 
 static void test_steady_state_within_limits(void)
@@ -393,6 +395,129 @@ static void test_dc_ramped_not_stepped(void)
 	fx_fini(&x);
 }
 
+/* A DC charger that starts: its first non-zero setpoint is its minimum
+ * (20 kW), not a climb from 0 through the range where it cannot run (which
+ * the capability turns into 0 for 2 s at 200 ms cycles); then the ramp. */
+static void test_dc_start_at_minimum(void)
+{
+	struct fx x;
+	fx_init(&x, NULL, 0);
+	x.step = 200;
+	x.now = x.step;
+	for (int i = 0; i < NST; i++)
+		CHECK_INT(dlm_loop_set_demand(x.loop, IDS[i], i == 8 ? 100 : 0), 0);
+	double seq[12];
+	for (int c = 0; c < 12; c++) {
+		fx_step(&x);
+		seq[c] = x.sp[8].power_kw;
+	}
+	/* the first cycle only starts the ramp clock; then 20, +2 kW a cycle */
+	CHECK_NEAR(seq[0], 0, 0);
+	CHECK_NEAR(seq[1], 20, 1e-9);
+	for (int c = 2; c < 12; c++)
+		CHECK_NEAR(seq[c], 20 + 2 * (c - 1), 1e-9);
+	/* stopped (no demand) and back: the minimum again at once */
+	CHECK_INT(dlm_loop_set_demand(x.loop, "dc1", 0), 0);
+	fx_step(&x);
+	CHECK_NEAR(x.sp[8].power_kw, 0, 0);
+	CHECK_INT(dlm_loop_set_demand(x.loop, "dc1", 100), 0);
+	fx_step(&x);
+	CHECK_NEAR(x.sp[8].power_kw, 20, 1e-9);
+	/* a new charger learned later, with a 50 kW minimum (dcfc_ccs_high):
+	 * 0, then 50 */
+	CHECK_INT(dlm_cap_discover(x.caps, "dcx", "ocpp", "dcfc_ccs_high", NULL, NULL), 0);
+	struct dlm_loop_station_cfg sc = { .id = "dcx", .priority = 5, .demand_kw = 80 };
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	struct dlm_setpoint sp[NST + 1];
+	size_t n;
+	double got[3];
+	for (int c = 0; c < 3; c++) {
+		CHECK_INT(dlm_loop_cycle(x.loop, x.now, sp, NST + 1, &n), 0);
+		CHECK_INT(n, NST + 1);
+		got[c] = sp[NST].power_kw;
+		x.now += x.step;
+	}
+	CHECK_NEAR(got[0], 0, 0);
+	CHECK_NEAR(got[1], 50, 1e-9);
+	CHECK_NEAR(got[2], 52, 1e-9);
+	fx_fini(&x);
+}
+
+/* Eight single-phase chargers on phase A of an otherwise empty site: the
+ * 32 A floor allows 5 x 6.4 A. The three lowest-priority ones stop (not
+ * all eight, as when every charger was scaled under 6 A), the same ones
+ * every cycle, and the spread stays within the floor rule. */
+static void run_eight_singles(const int prio[8], const int stop[8])
+{
+	static const char *const ids[8] = { "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8" };
+	struct dlm_site *site = dlm_site_new();
+	struct dlm_shed *shed = dlm_shed_new(NULL);
+	struct dlm_failsafe *fs = dlm_failsafe_new(NULL);
+	struct dlm_cap_registry *caps = dlm_cap_registry_alloc();
+	struct dlm_loop *l = dlm_loop_new(NULL, site, shed, fs, caps);
+	CHECK(l != NULL);
+	for (int i = 0; i < 8; i++) {
+		CHECK_INT(dlm_cap_discover(caps, ids[i], "ocpp", "ac_level2_single", NULL, NULL),
+		          0);
+		struct dlm_loop_station_cfg sc = {
+			.id = ids[i], .priority = prio[i], .demand_kw = -1, .rotation = 0
+		};
+		CHECK_INT(dlm_loop_add_station(l, &sc, 0), 0);
+	}
+	struct dlm_setpoint sp[8];
+	size_t n = 0;
+	int64_t now = STEP;
+	for (int c = 0; c < 30; c++, now += STEP) {
+		double total = 0;
+		for (int i = 0; c > 0 && i < 8; i++) {
+			CHECK_INT(dlm_loop_station_meter(l, ids[i], sp[i].power_kw, NULL, NAN, NAN,
+			                                 "charging", now),
+			          0);
+			total += sp[i].power_kw;
+		}
+		struct dlm_service_meas m = { .power_kw = total,
+			                      .current_a = { NAN, NAN, NAN },
+			                      .voltage_v = { NAN, NAN, NAN },
+			                      .power_factor = NAN,
+			                      .frequency_hz = NAN };
+		CHECK_INT(dlm_loop_site_meter(l, &m, now), 0);
+		CHECK_INT(dlm_loop_cycle(l, now, sp, 8, &n), 0);
+		CHECK_INT(n, 8);
+		double a = 0;
+		int running = 0;
+		for (int i = 0; i < 8; i++) {
+			double cur = sp[i].current_a[0];
+			CHECK(cur == 0 || cur >= 6 - EPS);
+			a += cur;
+			running += cur > 0;
+			CHECK_INT(cur > 0, !stop[i]);
+		}
+		/* phases B and C carry nothing: the spread is phase A itself */
+		CHECK(a <= fmax(0.2 * a, 32) + 1e-6);
+		CHECK_INT(running, 5);
+		CHECK_NEAR(dlm_loop_stats(l)->imbalance, a > 0 ? 1 : 0, 1e-9);
+	}
+	for (int i = 0; i < 8; i++)
+		if (!stop[i])
+			CHECK_NEAR(sp[i].current_a[0], 6.4, 1e-6);
+	dlm_loop_free(l);
+	dlm_cap_registry_free(caps);
+	dlm_failsafe_free(fs);
+	dlm_shed_free(shed);
+	dlm_site_free(site);
+}
+
+static void test_balance_stops_fewest(void)
+{
+	/* s1..s3 have the lowest priority: they stop (not s6..s8, which the
+	 * id order alone would pick) */
+	const int prio[8] = { 2, 3, 2, 5, 5, 5, 5, 5 }, stop[8] = { 1, 1, 1, 0, 0, 0, 0, 0 };
+	run_eight_singles(prio, stop);
+	/* equal priorities: the greatest ids stop */
+	const int same[8] = { 5, 5, 5, 5, 5, 5, 5, 5 }, last[8] = { 0, 0, 0, 0, 0, 1, 1, 1 };
+	run_eight_singles(same, last);
+}
+
 static void test_ac_ramp_and_priority(void)
 {
 	struct fx x;
@@ -596,7 +721,8 @@ int main(void)
 		HCASE(test_phase_imbalance_limited),    HCASE(test_dc_ramped_not_stepped),
 		HCASE(test_ac_ramp_and_priority),       HCASE(test_min_current_stops_instead),
 		HCASE(test_available_and_status),       HCASE(test_override_caps_station),
-		HCASE(test_rediscovered_limits),
+		HCASE(test_rediscovered_limits),        HCASE(test_dc_start_at_minimum),
+		HCASE(test_balance_stops_fewest),
 	};
 	return harness_main("site-dlm-loop", cases, HARNESS_N(cases));
 }

@@ -21,6 +21,8 @@ static const char *const envs[] = {
 	"K_DLM__MAX_GRID_CAPACITY_KW",
 	"K_DLM__SERVICE__PHASES",
 	"K_DLM__SHEDDING__LOWER_THRESHOLD",
+	"K_DLM__SHEDDING__MODE",
+	"K_DLM__SHEDDING__ESCALATE_HOLD_MS",
 	"K_DLM__FAILSAFE__OFFLINE_ACTION",
 };
 
@@ -70,6 +72,9 @@ static void test_defaults(void)
 	CHECK_NEAR(st.shed.upper_threshold, 0.95, 1e-9);
 	CHECK_NEAR(st.shed.lower_threshold, 0.85, 1e-9);
 	CHECK_INT(st.shed.enabled, 1);
+	CHECK_INT(st.shed.mode, DLM_SHED_STEP);
+	CHECK_INT((int)st.shed.min_hold_ms, 0);
+	CHECK_INT((int)st.shed.escalate_hold_ms, 2000);
 	CHECK_NEAR(st.failsafe.safe_power_limit_kw, 3.7, 1e-9);
 	CHECK_INT(st.failsafe.offline_action, DLM_OFFLINE_REDUCE);
 	CHECK_INT((int)st.failsafe.comm_timeout_ms, 30000);
@@ -94,7 +99,9 @@ static void test_file_and_legacy_key(void)
 	CHECK_INT(load("dlm = { max_grid_capacity_kw = 500.0; site = \"paris-01\";\n"
 	               "  cycle_ms = 250;\n"
 	               "  service = { max_power_kw = 180.0; max_current_a = 250.0; phases = 1; };\n"
-	               "  shedding = { upper_threshold = 0.9; lower_threshold = 0.8; };\n"
+	               "  shedding = { upper_threshold = 0.9; lower_threshold = 0.8;\n"
+	               "               mode = \"jump\"; min_hold_ms = 3000;\n"
+	               "               escalate_hold_ms = 500; };\n"
 	               "  failsafe = { safe_power_kw = 0.0; offline_action = \"stop\";\n"
 	               "               comm_timeout_ms = 5000; }; };",
 	               &st, err, sizeof(err)),
@@ -106,6 +113,9 @@ static void test_file_and_legacy_key(void)
 	CHECK_INT(st.service.phases, 1);
 	CHECK_NEAR(st.shed.upper_threshold, 0.9, 1e-9);
 	CHECK_NEAR(st.shed.lower_threshold, 0.8, 1e-9);
+	CHECK_INT(st.shed.mode, DLM_SHED_JUMP);
+	CHECK_INT((int)st.shed.min_hold_ms, 3000);
+	CHECK_INT((int)st.shed.escalate_hold_ms, 500);
 	CHECK_INT(st.failsafe.offline_action, DLM_OFFLINE_STOP);
 	CHECK_NEAR(st.failsafe.safe_power_limit_kw, 0, 1e-9);
 	CHECK_INT((int)st.failsafe.comm_timeout_ms, 5000);
@@ -147,6 +157,24 @@ static void test_refused(void)
 	setenv("K_DLM__SHEDDING__LOWER_THRESHOLD", "0.95", 1);
 	CHECK_INT(load(NULL, &st, err, sizeof(err)), V2G_ERR_CONFIG);
 	CHECK(strstr(err, "dlm.shedding.lower_threshold") != NULL);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+
+	clear_env();
+	setenv("K_DLM__SHEDDING__MODE", "fast", 1);
+	CHECK_INT(load(NULL, &st, err, sizeof(err)), V2G_ERR_CONFIG);
+	CHECK(strstr(err, "dlm.shedding.mode") != NULL);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+
+	clear_env();
+	setenv("K_DLM__SHEDDING__ESCALATE_HOLD_MS", "-1", 1);
+	CHECK_INT(load(NULL, &st, err, sizeof(err)), V2G_ERR_CONFIG);
+	CHECK(strstr(err, "dlm.shedding.escalate_hold_ms") != NULL);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+
+	clear_env();
+	setenv("K_DLM__SHEDDING__ESCALATE_HOLD_MS", "0", 1); /* unpaced: allowed */
+	CHECK_INT(load(NULL, &st, err, sizeof(err)), V2G_OK);
+	CHECK_INT((int)st.shed.escalate_hold_ms, 0);
 	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
 
 	clear_env();

@@ -1,7 +1,8 @@
 /* Load shedding against the DLM guide 1.5: thresholds 0.95 / 0.85, the band
  * in between holds the level (no flapping), one level per evaluation, the
  * five levels and their priority rules, the actions (reduce / stop /
- * restore), the hysteresis update and its validation, and the status. */
+ * restore), the pace of escalations (escalate_hold_ms), the hysteresis
+ * update and its validation, and the status. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -55,6 +56,16 @@ static struct dlm_shed_result eval(struct dlm_shed *sh, double ratio, int64_t no
 	return r;
 }
 
+/* Escalations not paced: for the tests of the levels themselves. */
+static struct dlm_shed *new_unpaced(void)
+{
+	struct dlm_shed_cfg c = dlm_shed_defaults();
+	c.escalate_hold_ms = 0;
+	struct dlm_shed *sh = dlm_shed_new(&c);
+	CHECK(sh != NULL);
+	return sh;
+}
+
 static void test_defaults(void)
 {
 	struct dlm_shed_cfg c = dlm_shed_defaults();
@@ -62,6 +73,8 @@ static void test_defaults(void)
 	CHECK_NEAR(c.lower_threshold, 0.85, 0);
 	CHECK_INT(c.enabled, 1);
 	CHECK_INT(c.mode, DLM_SHED_STEP);
+	CHECK_INT(c.min_hold_ms, 0);
+	CHECK_INT(c.escalate_hold_ms, 2000);
 	struct dlm_shed *sh = dlm_shed_new(NULL);
 	CHECK(sh != NULL);
 	struct dlm_shed_status st;
@@ -110,7 +123,7 @@ static void test_level_factors(void)
 
 static void test_escalation_one_level_at_a_time(void)
 {
-	struct dlm_shed *sh = dlm_shed_new(NULL);
+	struct dlm_shed *sh = new_unpaced();
 	struct dlm_shed_result r = eval(sh, 0.94, 0);
 	CHECK_INT(r.changed, 0);
 	CHECK_INT(r.n_actions, 0);
@@ -175,7 +188,7 @@ static void test_escalation_one_level_at_a_time(void)
 /* The issue's "hysteresis band respected (no flapping)". */
 static void test_no_flapping_in_band(void)
 {
-	struct dlm_shed *sh = dlm_shed_new(NULL);
+	struct dlm_shed *sh = dlm_shed_new(NULL); /* paced: 2 s */
 	/* inactive: the band does not start shedding */
 	for (int i = 0; i < 50; i++) {
 		struct dlm_shed_result r = eval(sh, i % 2 ? 0.86 : 0.94, i * 1000);
@@ -183,11 +196,12 @@ static void test_no_flapping_in_band(void)
 		CHECK_INT(r.n_actions, 0);
 	}
 	eval(sh, 0.96, 100000);
-	eval(sh, 0.96, 101000); /* level 2 */
+	eval(sh, 0.96, 101000); /* held: 1 s after the first */
+	eval(sh, 0.96, 102000); /* level 2 */
 	/* active: the band neither escalates nor de-escalates */
 	for (int i = 0; i < 100; i++) {
 		double ratio = 0.86 + 0.08 * (i % 5) / 4.0; /* 0.86 .. 0.94 */
-		struct dlm_shed_result r = eval(sh, ratio, 102000 + i * 1000);
+		struct dlm_shed_result r = eval(sh, ratio, 103000 + i * 1000);
 		CHECK_INT(r.changed, 0);
 		CHECK_INT(r.new_level, 2);
 		CHECK_INT(r.n_actions, 0);
@@ -195,14 +209,14 @@ static void test_no_flapping_in_band(void)
 	struct dlm_shed_status st;
 	dlm_shed_get_status(sh, &st);
 	CHECK_INT(st.level, 2);
-	CHECK_INT(st.since_ms, 101000);
+	CHECK_INT(st.since_ms, 102000);
 	CHECK_INT(st.changes, 2);
 	dlm_shed_free(sh);
 }
 
 static void test_deescalation_and_restore(void)
 {
-	struct dlm_shed *sh = dlm_shed_new(NULL);
+	struct dlm_shed *sh = new_unpaced();
 	for (int i = 0; i < 4; i++)
 		eval(sh, 1.0, i);
 	struct dlm_shed_status st;
@@ -271,6 +285,10 @@ static void test_hysteresis_update(void)
 	c = dlm_shed_defaults();
 	c.min_hold_ms = -1;
 	CHECK_INT(dlm_shed_configure(sh, &c), V2G_ERR_INVAL);
+	c = dlm_shed_defaults();
+	c.escalate_hold_ms = -1;
+	CHECK_INT(dlm_shed_configure(sh, &c), V2G_ERR_INVAL);
+	CHECK(dlm_shed_new(&c) == NULL);
 	dlm_shed_free(sh);
 }
 
@@ -321,9 +339,95 @@ static void test_min_hold(void)
 	dlm_shed_free(sh);
 }
 
-static void test_disable_restores(void)
+/* The issue: at a 200 ms cycle a load sitting at 0.98 of the limit (the
+ * chargers slow to follow) climbed to level 5 in about a second. Paced:
+ * the first escalation at once, then one per escalate_hold_ms. */
+static void test_escalation_paced(void)
+{
+	struct dlm_shed *sh = dlm_shed_new(NULL); /* 2000 ms */
+	struct dlm_shed_result r = eval(sh, 0.98, 10000);
+	CHECK_INT(r.new_level, 1); /* the first: immediate */
+	int64_t up_at[DLM_SHED_MAX_LEVEL + 1] = { 0 };
+	up_at[1] = 10000;
+	for (int64_t t = 10200; t <= 20000; t += 200) {
+		r = eval(sh, 0.98, t);
+		if (r.changed) {
+			CHECK_INT(r.new_level, r.old_level + 1);
+			up_at[r.new_level] = t;
+		}
+		if (t < 12000)
+			CHECK_INT(r.new_level, 1); /* 1 s: still level 1, not 5 */
+	}
+	/* one level per 2 s, exactly at the hold */
+	for (int lv = 2; lv <= DLM_SHED_MAX_LEVEL; lv++)
+		CHECK_INT(up_at[lv] - up_at[lv - 1], 2000);
+	dlm_shed_free(sh);
+
+	/* JUMP: the first jump at once, the next one held as well */
+	struct dlm_shed_cfg c = dlm_shed_defaults();
+	c.mode = DLM_SHED_JUMP;
+	sh = dlm_shed_new(&c);
+	CHECK_INT(dlm_shed_evaluate(sh, 52, 50, ST, NST, 0, &r), 0);
+	CHECK_INT(r.new_level, 2);
+	CHECK_INT(dlm_shed_evaluate(sh, 500, 50, ST, NST, 1999, &r), 0);
+	CHECK_INT(r.changed, 0);
+	CHECK_INT(dlm_shed_evaluate(sh, 500, 50, ST, NST, 2000, &r), 0);
+	CHECK_INT(r.new_level, 5);
+	dlm_shed_free(sh);
+
+	/* a custom hold, and 0 = every evaluation */
+	c = dlm_shed_defaults();
+	c.escalate_hold_ms = 500;
+	sh = dlm_shed_new(&c);
+	eval(sh, 1.0, 0);
+	CHECK_INT(eval(sh, 1.0, 499).changed, 0);
+	CHECK_INT(eval(sh, 1.0, 500).new_level, 2);
+	c.escalate_hold_ms = 0;
+	CHECK_INT(dlm_shed_configure(sh, &c), 0);
+	CHECK_INT(eval(sh, 1.0, 501).new_level, 3);
+	CHECK_INT(eval(sh, 1.0, 502).new_level, 4);
+	/* a clock going backwards does not hold an escalation */
+	c.escalate_hold_ms = 2000;
+	CHECK_INT(dlm_shed_configure(sh, &c), 0);
+	CHECK_INT(eval(sh, 1.0, 100).new_level, 5);
+	dlm_shed_free(sh);
+}
+
+/* Falling is not paced by the escalation hold (min_hold_ms is its own),
+ * and a new escalation after a fall waits for the hold counted from the
+ * last escalation, not from the fall. */
+static void test_escalate_hold_spares_falls(void)
 {
 	struct dlm_shed *sh = dlm_shed_new(NULL);
+	eval(sh, 1.0, 0);
+	eval(sh, 1.0, 2000);
+	eval(sh, 1.0, 4000);
+	struct dlm_shed_status st;
+	dlm_shed_get_status(sh, &st);
+	CHECK_INT(st.level, 3);
+	/* under 0.85: one level per evaluation, right after the escalation */
+	CHECK_INT(eval(sh, 0.5, 4001).new_level, 2);
+	CHECK_INT(eval(sh, 0.5, 4002).new_level, 1);
+	/* over again 1 s after the last escalation: held until 6000 */
+	CHECK_INT(eval(sh, 0.99, 5000).new_level, 1);
+	CHECK_INT(eval(sh, 0.99, 5999).new_level, 1);
+	CHECK_INT(eval(sh, 0.99, 6000).new_level, 2);
+	/* down to 0: the next first escalation is immediate again */
+	eval(sh, 0.5, 6001);
+	CHECK_INT(eval(sh, 0.5, 6002).new_level, 0);
+	CHECK_INT(eval(sh, 0.99, 6003).new_level, 1);
+	/* with min_hold_ms too: the two holds are independent */
+	struct dlm_shed_cfg c = dlm_shed_defaults();
+	c.min_hold_ms = 300;
+	CHECK_INT(dlm_shed_configure(sh, &c), 0);
+	CHECK_INT(eval(sh, 0.5, 6200).changed, 0);   /* 197 ms at level 1 */
+	CHECK_INT(eval(sh, 0.5, 6303).new_level, 0); /* 300 ms: falls */
+	dlm_shed_free(sh);
+}
+
+static void test_disable_restores(void)
+{
+	struct dlm_shed *sh = new_unpaced();
 	for (int i = 0; i < 3; i++)
 		eval(sh, 1.0, i);
 	struct dlm_shed_cfg c = dlm_shed_defaults();
@@ -382,6 +486,8 @@ static void test_status_json(void)
 		CHECK_NEAR(json_real_value(json_object_get(th, "lower")), 0.85, 0);
 		CHECK_NEAR(json_real_value(json_object_get(j, "last_ratio")), 0.97, 1e-12);
 		CHECK_STR(json_string_value(json_object_get(j, "mode")), "step");
+		CHECK_INT(json_integer_value(json_object_get(j, "min_hold_ms")), 0);
+		CHECK_INT(json_integer_value(json_object_get(j, "escalate_hold_ms")), 2000);
 		json_decref(j);
 	}
 	free(txt);
@@ -407,6 +513,8 @@ int main(void)
 		HCASE(test_hysteresis_update),
 		HCASE(test_jump_mode),
 		HCASE(test_min_hold),
+		HCASE(test_escalation_paced),
+		HCASE(test_escalate_hold_spares_falls),
 		HCASE(test_disable_restores),
 		HCASE(test_bad_inputs_and_edges),
 		HCASE(test_status_json),
