@@ -39,7 +39,8 @@ static int map_nng(int rv)
 	case 0: return V2G_OK;
 	case NNG_ETIMEDOUT:
 	case NNG_EAGAIN: return V2G_ERR_TIMEOUT;
-	case NNG_ECLOSED: return V2G_ERR_CLOSED;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED: return V2G_ERR_CLOSED;
 	case NNG_ENOMEM: return V2G_ERR_NOMEM;
 	case NNG_EMSGSIZE: return V2G_ERR_TOOBIG;
 	default: return V2G_ERR_IO;
@@ -199,8 +200,100 @@ void v2g_env_free(v2g_env *env)
 		v2g__v1__envelope__free_unpacked(env, NULL);
 }
 
-/* nng 1.5 has no synchronous context send/receive: an aio that we wait on. */
-static int ctx_sendmsg(nng_ctx ctx, nng_msg *m, nng_duration t)
+/* --- cancel tokens ------------------------------------------------------ */
+
+/* One operation in progress under a token (on its caller's stack). */
+struct cancel_slot {
+	nng_aio *aio;
+	struct cancel_slot *next;
+};
+
+struct v2g_bus_cancel {
+	pthread_mutex_t mu;
+	int fired;
+	struct cancel_slot *ops;
+};
+
+int v2g_bus_cancel_new(struct v2g_bus_cancel **out)
+{
+	struct v2g_bus_cancel *t = calloc(1, sizeof(*t));
+	if (!t)
+		return V2G_ERR_NOMEM;
+	if (pthread_mutex_init(&t->mu, NULL)) {
+		free(t);
+		return V2G_ERR_NOMEM;
+	}
+	*out = t;
+	return V2G_OK;
+}
+
+void v2g_bus_cancel_fire(struct v2g_bus_cancel *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->mu);
+	t->fired = 1;
+	/* The aios have no callback: cancelling only wakes their waiters. */
+	for (struct cancel_slot *o = t->ops; o; o = o->next)
+		nng_aio_cancel(o->aio);
+	pthread_mutex_unlock(&t->mu);
+}
+
+int v2g_bus_cancel_fired(struct v2g_bus_cancel *t)
+{
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->mu);
+	int fired = t->fired;
+	pthread_mutex_unlock(&t->mu);
+	return fired;
+}
+
+void v2g_bus_cancel_free(struct v2g_bus_cancel *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+/* nng 1.5 has no synchronous context send/receive: an aio that we wait on.
+ * Under a token the operation starts with the token's lock held, so a fire
+ * either finds it registered (and cancels it) or comes first (and it never
+ * starts). Returns an nng code; NNG_ECANCELED once the token fired. */
+static int ctx_run(nng_ctx ctx, nng_aio *aio, int send, struct v2g_bus_cancel *t)
+{
+	struct cancel_slot slot = { aio, NULL };
+	if (t) {
+		pthread_mutex_lock(&t->mu);
+		if (t->fired) {
+			pthread_mutex_unlock(&t->mu);
+			return NNG_ECANCELED;
+		}
+		slot.next = t->ops;
+		t->ops = &slot;
+	}
+	if (send)
+		nng_ctx_send(ctx, aio);
+	else
+		nng_ctx_recv(ctx, aio);
+	if (t)
+		pthread_mutex_unlock(&t->mu);
+	nng_aio_wait(aio);
+	if (t) {
+		pthread_mutex_lock(&t->mu);
+		for (struct cancel_slot **p = &t->ops; *p; p = &(*p)->next) {
+			if (*p == &slot) {
+				*p = slot.next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&t->mu);
+	}
+	return nng_aio_result(aio);
+}
+
+static int ctx_sendmsg(nng_ctx ctx, nng_msg *m, nng_duration t, struct v2g_bus_cancel *cancel)
 {
 	nng_aio *aio;
 	int rv = nng_aio_alloc(&aio, NULL, NULL);
@@ -208,23 +301,19 @@ static int ctx_sendmsg(nng_ctx ctx, nng_msg *m, nng_duration t)
 		return rv;
 	nng_aio_set_timeout(aio, t);
 	nng_aio_set_msg(aio, m);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	rv = nng_aio_result(aio); /* on failure the message is still ours */
+	rv = ctx_run(ctx, aio, 1, cancel); /* on failure the message is still ours */
 	nng_aio_free(aio);
 	return rv;
 }
 
-static int ctx_recvmsg(nng_ctx ctx, nng_msg **m, nng_duration t)
+static int ctx_recvmsg(nng_ctx ctx, nng_msg **m, nng_duration t, struct v2g_bus_cancel *cancel)
 {
 	nng_aio *aio;
 	int rv = nng_aio_alloc(&aio, NULL, NULL);
 	if (rv)
 		return rv;
 	nng_aio_set_timeout(aio, t);
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	rv = nng_aio_result(aio);
+	rv = ctx_run(ctx, aio, 0, cancel);
 	if (rv == 0)
 		*m = nng_aio_get_msg(aio);
 	nng_aio_free(aio);
@@ -274,6 +363,12 @@ void v2g_bus_client_close(struct v2g_bus_client *c)
 
 int v2g_bus_call(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int timeout_ms)
 {
+	return v2g_bus_call_cancellable(c, req, rep, timeout_ms, NULL);
+}
+
+int v2g_bus_call_cancellable(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int timeout_ms,
+                             struct v2g_bus_cancel *cancel)
+{
 	nng_ctx ctx;
 	nng_msg *m;
 	int rv, rc;
@@ -285,12 +380,12 @@ int v2g_bus_call(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int time
 		return map_nng(rv);
 	}
 	nng_duration t = timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms;
-	if ((rv = ctx_sendmsg(ctx, m, t)) != 0) {
+	if ((rv = ctx_sendmsg(ctx, m, t, cancel)) != 0) {
 		nng_msg_free(m);
 		nng_ctx_close(ctx);
 		return map_nng(rv);
 	}
-	rv = ctx_recvmsg(ctx, &m, t);
+	rv = ctx_recvmsg(ctx, &m, t, cancel);
 	nng_ctx_close(ctx);
 	if (rv)
 		return map_nng(rv);
@@ -299,11 +394,17 @@ int v2g_bus_call(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int time
 
 int v2g_bus_ping(struct v2g_bus_client *c, int timeout_ms, int *ready)
 {
+	return v2g_bus_ping_cancellable(c, timeout_ms, ready, NULL);
+}
+
+int v2g_bus_ping_cancellable(struct v2g_bus_client *c, int timeout_ms, int *ready,
+                             struct v2g_bus_cancel *cancel)
+{
 	V2g__V1__Ping ping = V2G__V1__PING__INIT;
 	v2g_env req = V2G__V1__ENVELOPE__INIT, *rep = NULL;
 	req.body_case = V2G__V1__ENVELOPE__BODY_PING;
 	req.ping = &ping;
-	int rc = v2g_bus_call(c, &req, &rep, timeout_ms);
+	int rc = v2g_bus_call_cancellable(c, &req, &rep, timeout_ms, cancel);
 	if (rc)
 		return rc;
 	if (rep->body_case != V2G__V1__ENVELOPE__BODY_PONG) {
@@ -331,7 +432,9 @@ struct v2g_bus_server {
 	void *arg;
 	int (*ready_fn)(void *);
 	void *ready_arg;
-	volatile int stopping;
+	/* Fired by stop: ends the workers' waits for a request (never their
+	 * replies, which go without it). */
+	struct v2g_bus_cancel *stop;
 	char url[256];
 };
 
@@ -344,7 +447,7 @@ int v2g_bus_reply_send(struct v2g_bus_reply *rep, v2g_env *env)
 	rep->sent = 1;
 	if ((rc = pack(env, &m)) != 0)
 		return rc;
-	int rv = ctx_sendmsg(rep->ctx, m, 5000);
+	int rv = ctx_sendmsg(rep->ctx, m, 5000, NULL);
 	if (rv) {
 		nng_msg_free(m);
 		return map_nng(rv);
@@ -370,14 +473,13 @@ static void *server_worker(void *arg)
 
 	if (nng_ctx_open(&rep.ctx, s->sock) != 0)
 		return NULL;
-	while (!s->stopping) {
+	for (;;) {
 		nng_msg *m;
 		v2g_env *req;
-		int rv = ctx_recvmsg(rep.ctx, &m, 250);
-		if (rv == NNG_ETIMEDOUT)
-			continue;
+		/* No timeout: stop wakes the wait. */
+		int rv = ctx_recvmsg(rep.ctx, &m, NNG_DURATION_INFINITE, s->stop);
 		if (rv)
-			break; /* closed */
+			break; /* stopping, or closed */
 		rep.sent = 0;
 		if (unpack(m, &req) != V2G_OK) {
 			v2g_warn("BUS-BAD-MSG", "%s: undecodable request", s->url);
@@ -417,7 +519,8 @@ int v2g_bus_server_start(struct v2g_bus_server **out, const char *url, int nwork
 	s->ready_arg = ready_arg;
 	snprintf(s->url, sizeof(s->url), "%s", url);
 	s->threads = calloc((size_t)s->nworkers, sizeof(pthread_t));
-	if (!s->threads) {
+	if (!s->threads || v2g_bus_cancel_new(&s->stop) != V2G_OK) {
+		free(s->threads);
 		free(s);
 		return V2G_ERR_NOMEM;
 	}
@@ -440,6 +543,7 @@ int v2g_bus_server_start(struct v2g_bus_server **out, const char *url, int nwork
 fail_close:
 	nng_close(s->sock);
 fail_free:
+	v2g_bus_cancel_free(s->stop);
 	free(s->threads);
 	free(s);
 	return map_nng(rv);
@@ -449,10 +553,13 @@ void v2g_bus_server_stop(struct v2g_bus_server *s)
 {
 	if (!s)
 		return;
-	s->stopping = 1;
+	/* Idle workers return at once; a busy one finishes its handler and
+	 * reply, then finds the token fired. */
+	v2g_bus_cancel_fire(s->stop);
 	for (int i = 0; i < s->nworkers; i++)
 		pthread_join(s->threads[i], NULL);
 	nng_close(s->sock);
+	v2g_bus_cancel_free(s->stop);
 	free(s->threads);
 	free(s);
 }

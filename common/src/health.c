@@ -109,7 +109,9 @@ void v2g_health_set(struct v2g_health *h, const char *name, int ok, const char *
 	pthread_mutex_unlock(&h->mu);
 }
 
-/* Runs every probe once; probes run without the lock held. */
+/* Runs every probe once; probes run without the lock held. Once stopping,
+ * no further probe starts, and the result of one in progress (perhaps cut
+ * short by the shutdown) is not recorded. */
 static void run_all(struct v2g_health *h)
 {
 	pthread_mutex_lock(&h->mu);
@@ -119,10 +121,16 @@ static void run_all(struct v2g_health *h)
 		struct check *c = &h->checks[i];
 		if (!c->fn)
 			continue;
+		pthread_mutex_lock(&h->mu);
+		int stopping = h->stopping;
+		pthread_mutex_unlock(&h->mu);
+		if (stopping)
+			return;
 		char detail[160] = "";
 		int ok = c->fn(c->arg, detail, sizeof(detail)) == 0;
 		pthread_mutex_lock(&h->mu);
-		record(h, c, ok, detail);
+		if (!h->stopping)
+			record(h, c, ok, detail);
 		pthread_mutex_unlock(&h->mu);
 	}
 }

@@ -1,18 +1,38 @@
 #include "v2g/httpd.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <dirent.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/metrics.h"
+#include "v2g/sync.h"
+#include "v2g/timeutil.h"
+
+#define MAX_LISTENERS 4
+/* At stop, requests in progress get this long to finish (see
+ * v2g_httpd_stop). */
+#define DRAIN_MS 5000
 
 struct v2g_httpd {
 	struct mg_context *ctx;
 	struct v2g_health *health;
+	/* civetweb's listening sockets (see wake_master) */
+	int listen_fd[MAX_LISTENERS];
+	int n_listen;
+	/* requests between civetweb's begin_request and end_request; once
+	 * draining (stop), new ones are refused */
+	pthread_mutex_t mu;
+	pthread_cond_t idle;
+	int inflight, draining;
 };
 
 static const char *const status_text[][2] = {
@@ -132,11 +152,85 @@ static int http_error(struct mg_connection *c, int status, const char *msg)
 	return 0;
 }
 
+/* Counts the request in progress (the connection is marked, so that only
+ * a counted request is uncounted), or refuses it while stopping. */
+static int begin_request(struct mg_connection *c)
+{
+	struct v2g_httpd *h = mg_get_user_data(mg_get_context(c));
+	pthread_mutex_lock(&h->mu);
+	int draining = h->draining;
+	if (!draining)
+		h->inflight++;
+	pthread_mutex_unlock(&h->mu);
+	if (draining) {
+		v2g_http_error_hdr(c, 503, "Retry-After: 1\r\n", "shutting down");
+		return 503; /* answered: civetweb does nothing more */
+	}
+	mg_set_user_connection_data(c, h);
+	return 0; /* civetweb goes on with the request */
+}
+
+static void end_request(const struct mg_connection *c, int status)
+{
+	struct v2g_httpd *h = mg_get_user_data(mg_get_context(c));
+	(void)status;
+	if (mg_get_user_connection_data(c) != h)
+		return;
+	mg_set_user_connection_data(c, NULL);
+	pthread_mutex_lock(&h->mu);
+	if (--h->inflight <= 0)
+		pthread_cond_broadcast(&h->idle);
+	pthread_mutex_unlock(&h->mu);
+}
+
 static int log_message(const struct mg_connection *c, const char *msg)
 {
 	(void)c;
 	v2g_warn("HTTP-SERVER", "%s", msg);
 	return 1;
+}
+
+/* civetweb 1.15's master thread polls its listening sockets for 2 s at a
+ * time and only then sees that mg_stop() asked it to end: mg_stop() waited
+ * up to 2 s on an idle server. civetweb gives no handle on those sockets,
+ * so we find them right after mg_start(): the listening TCP sockets of this
+ * process bound to our port (no other socket can listen there). */
+static void find_listeners(struct v2g_httpd *h, int port)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL && h->n_listen < MAX_LISTENERS) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int on = 0, type = 0;
+		socklen_t l1 = sizeof(on), l2 = sizeof(type);
+		struct sockaddr_storage a;
+		socklen_t al = sizeof(a);
+		if (*end || fd < 0 || fd == dirfd(d))
+			continue;
+		if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l1) || !on ||
+		    getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &l2) || type != SOCK_STREAM ||
+		    getsockname((int)fd, (struct sockaddr *)&a, &al))
+			continue;
+		int p = a.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&a)->sin_port)
+		        : a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+		                                  : -1;
+		if (p == port)
+			h->listen_fd[h->n_listen++] = (int)fd;
+	}
+	closedir(d);
+}
+
+/* Wakes the master thread out of its poll: a listening socket shut down
+ * polls readable at once (its accept() then fails, which civetweb ignores).
+ * Until mg_stop() raises the stop flag the master goes round its loop a few
+ * times; no connection is accepted any more. */
+static void wake_master(struct v2g_httpd *h)
+{
+	for (int i = 0; i < h->n_listen; i++)
+		shutdown(h->listen_fd[i], SHUT_RDWR);
 }
 
 int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port, struct v2g_health *health,
@@ -152,6 +246,8 @@ int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port, struct v
 	if (!h)
 		return V2G_ERR_NOMEM;
 	h->health = health;
+	pthread_mutex_init(&h->mu, NULL);
+	v2g_cond_init_mono(&h->idle);
 	snprintf(ports, sizeof(ports), "%s:%d", addr && *addr ? addr : "127.0.0.1", port);
 	snprintf(nthreads, sizeof(nthreads), "%d", threads > 0 ? threads : 4);
 	const char *opts[] = {
@@ -161,14 +257,22 @@ int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port, struct v
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.log_message = log_message;
 	cbs.http_error = http_error;
+	cbs.begin_request = begin_request;
+	cbs.end_request = end_request;
 	mg_init_library(0);
 	h->ctx = mg_start(&cbs, h, opts);
 	if (!h->ctx) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->idle);
 		free(h);
 		return V2G_ERR_IO;
 	}
 	mg_set_request_handler(h->ctx, "/health", health_handler, h);
 	mg_set_request_handler(h->ctx, "/metrics$", metrics_handler, h);
+	find_listeners(h, port);
+	if (h->n_listen == 0)
+		v2g_warn("HTTP-NO-LISTENER",
+		         "listening socket on port %d not found: stopping may take 2 s", port);
 	*out = h;
 	return V2G_OK;
 }
@@ -177,8 +281,27 @@ void v2g_httpd_stop(struct v2g_httpd *h)
 {
 	if (!h)
 		return;
-	if (h->ctx)
+	if (h->ctx) {
+		/* Once mg_stop() raised its stop flag civetweb writes nothing
+		 * more: a request in progress would lose its answer. So first
+		 * let those finish; new ones get 503 meanwhile. */
+		int64_t until = v2g_mono_ms() + DRAIN_MS;
+		pthread_mutex_lock(&h->mu);
+		h->draining = 1;
+		while (h->inflight > 0 && v2g_mono_ms() < until)
+			v2g_cond_wait_ms(&h->idle, &h->mu, until - v2g_mono_ms());
+		int left = h->inflight;
+		pthread_mutex_unlock(&h->mu);
+		if (left > 0)
+			v2g_warn("HTTP-DRAIN",
+			         "%d request%s still in progress after %d ms: cut short", left,
+			         left == 1 ? "" : "s", DRAIN_MS);
+		/* No new connection from here. */
+		wake_master(h);
 		mg_stop(h->ctx);
+	}
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->idle);
 	free(h);
 }
 

@@ -46,6 +46,9 @@ static const struct v2g_cfg_item common_items[] = {
 
 static volatile sig_atomic_t running = 1;
 static v2g_cfg_check_fn cfg_check;
+/* Fired when shutdown starts: cuts short a v2g_health_bus_peer ping in
+ * progress, so that stopping the health thread never waits out its timeout. */
+static struct v2g_bus_cancel *probe_cancel;
 
 void v2g_service_set_check(v2g_cfg_check_fn fn)
 {
@@ -168,7 +171,7 @@ void v2g_service_init(struct v2g_service *svc, const char *name, const char *por
 	signal(SIGPIPE, SIG_IGN);
 
 	svc->health = v2g_health_new(name, 1000);
-	if (!svc->health) {
+	if (!svc->health || (!probe_cancel && v2g_bus_cancel_new(&probe_cancel) != V2G_OK)) {
 		v2g_error("SVC-NOMEM", "cannot allocate the health registry");
 		exit(1);
 	}
@@ -202,7 +205,9 @@ void v2g_service_wait(struct v2g_service *svc)
 	}
 	running = 0;
 	/* No probe runs after this: the service may free what they use, and
-	 * /health/ready says "stopping" so that traffic goes elsewhere. */
+	 * /health/ready says "stopping" so that traffic goes elsewhere. A bus
+	 * ping in progress ends at once rather than at its timeout. */
+	v2g_bus_cancel_fire(probe_cancel);
 	v2g_health_stop(svc->health);
 	v2g_info("SVC-STOP", "v2g-%s stopping (%s)", svc->name,
 	         sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -212,8 +217,11 @@ void v2g_service_fini(struct v2g_service *svc)
 {
 	v2g_httpd_stop(svc->httpd);
 	svc->httpd = NULL;
+	v2g_bus_cancel_fire(probe_cancel);
 	v2g_health_free(svc->health);
 	svc->health = NULL;
+	v2g_bus_cancel_free(probe_cancel); /* no probe runs any more */
+	probe_cancel = NULL;
 	v2g_config_free(svc->items, svc->n_items, svc->cfg);
 	/* common_items is a table over svc->common */
 	v2g_config_free(common_items, N_COMMON, &svc->common);
@@ -224,7 +232,7 @@ int v2g_health_bus_peer(void *arg, char *detail, size_t len)
 {
 	struct v2g_bus_client *c = arg;
 	int ready = 0;
-	int rc = v2g_bus_ping(c, 500, &ready);
+	int rc = v2g_bus_ping_cancellable(c, 500, &ready, probe_cancel);
 	if (rc) {
 		snprintf(detail, len, "no answer: %s", v2g_strerror(rc));
 		return -1;

@@ -1,6 +1,7 @@
 #include "service.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,8 +144,13 @@ struct disp_service {
 	nng_socket tel_sub, in_pull, gw_push, store_push;
 	pthread_t tel_thread, in_thread, timer_thread;
 	volatile int stopping, accepting;
+	_Atomic int64_t last_push_ms; /* monotonic; last message handed to a PUSH socket */
 	struct v2g_metric *m_fleet, *m_states, *m_bad, *m_send_fail, *m_signals;
 };
+
+/* How long a message handed to a PUSH socket is given to go out before the
+ * socket is closed at shutdown (closing drops what it still holds). */
+#define PUSH_FLUSH_MS 200
 
 /* ops: the engine's outputs go straight to PUSH sockets. A PUSH send only
  * blocks when the peer is gone and the buffer is full; bounded by 2 s. */
@@ -155,6 +161,7 @@ static void send_commands(void *arg, V2g__V1__CommandBatch *b)
 	env.body_case = V2G__V1__ENVELOPE__BODY_COMMANDS;
 	env.commands = b;
 	int rc = v2g_bus_send(s->gw_push, &env, 2000);
+	atomic_store(&s->last_push_ms, v2g_mono_ms());
 	if (rc) {
 		v2g_counter_inc(s->m_send_fail, "gateway");
 		v2g_error("DISP-BUS-SEND",
@@ -170,6 +177,7 @@ static void send_decision(void *arg, V2g__V1__DispatchDecision *d)
 	env.body_case = V2G__V1__ENVELOPE__BODY_DECISION;
 	env.decision = d;
 	int rc = v2g_bus_send(s->store_push, &env, 2000);
+	atomic_store(&s->last_push_ms, v2g_mono_ms());
 	if (rc) {
 		v2g_counter_inc(s->m_send_fail, "store");
 		v2g_error("DISP-BUS-SEND", "dispatch=%s: decision not handed to the store: %s",
@@ -376,14 +384,19 @@ void disp_service_stop(struct disp_service *s, int drain_ms)
 	disp_engine_finish_all(s->engine, v2g_now_ms());
 	v2g_bus_server_stop(s->rep);
 	s->stopping = 1;
+	/* Closing the receiving sockets wakes their threads at once. */
+	nng_close(s->tel_sub);
+	nng_close(s->in_pull);
 	pthread_join(s->timer_thread, NULL);
 	pthread_join(s->tel_thread, NULL);
 	pthread_join(s->in_thread, NULL);
-	/* Let the PUSH sockets deliver what they hold before closing. */
-	usleep(200 * 1000);
-	nng_close(s->tel_sub);
 	v2g_bus_peers_free(s->tel_peers);
-	nng_close(s->in_pull);
+	/* Let the PUSH sockets deliver what they hold before closing: only
+	 * what was sent in the last PUSH_FLUSH_MS may still be there. */
+	int64_t flush = atomic_load(&s->last_push_ms);
+	int64_t left = flush ? flush + PUSH_FLUSH_MS - v2g_mono_ms() : 0;
+	if (left > 0)
+		usleep((useconds_t)left * 1000);
 	nng_close(s->gw_push);
 	nng_close(s->store_push);
 	v2g_bus_client_close(s->gw_client);

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "v2g/err.h"
 #include "v2g/log.h"
 #include "v2g/metrics.h"
+#include "v2g/sync.h"
 #include "v2g/timeutil.h"
 #include "v2g/watchdog.h"
 
@@ -50,6 +52,9 @@ struct dlm_service {
 	pthread_t tel_thread, cycle_thread;
 	int threads;
 	volatile int stopping;
+	pthread_mutex_t stop_mu; /* with stop_cv: wakes the cycle thread's wait */
+	pthread_cond_t stop_cv;
+	_Atomic int64_t last_push_ms; /* monotonic; last batch handed to a PUSH socket */
 	struct v2g_metric *m_cycle, *m_avail, *m_shed, *m_fs, *m_sent, *m_stations, *m_bad,
 	        *m_send_fail, *m_held, *m_cap_sent, *m_cap_fail, *m_wd;
 };
@@ -437,6 +442,7 @@ static void send_setpoints(struct dlm_service *s, size_t n)
 		goto out;
 	}
 	rc = v2g_bus_send(s->gw_push, &env, 500);
+	atomic_store(&s->last_push_ms, v2g_mono_ms());
 	int64_t t1 = v2g_now_ms();
 	if (rc) {
 		v2g_breaker_failure(s->gw_breaker, t1);
@@ -472,6 +478,7 @@ static void send_capacity(struct dlm_service *s, double avail, double limit, dou
 	env.body_case = V2G__V1__ENVELOPE__BODY_SITE_CAPACITY;
 	env.site_capacity = &c;
 	int rc = v2g_bus_send(s->cap_push, &env, 20);
+	atomic_store(&s->last_push_ms, v2g_mono_ms());
 	if (rc) {
 		v2g_counter_inc(s->m_cap_fail, NULL);
 		if (!s->cap_failing)
@@ -541,8 +548,11 @@ static void *cycle_main(void *arg)
 	while (!s->stopping) {
 		int64_t now = v2g_mono_ms();
 		if (now < next) {
-			int64_t wait = next - now;
-			usleep((useconds_t)(wait > 100 ? 100 : wait) * 1000);
+			/* stop wakes it */
+			pthread_mutex_lock(&s->stop_mu);
+			if (!s->stopping)
+				v2g_cond_wait_ms(&s->stop_cv, &s->stop_mu, next - now);
+			pthread_mutex_unlock(&s->stop_mu);
 			continue;
 		}
 		run_cycle(s);
@@ -566,6 +576,8 @@ int dlm_service_start(struct dlm_service **out, struct v2g_service *svc,
 	s->st = st;
 	snprintf(s->site, sizeof(s->site), "%s", st->site);
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->stop_mu, NULL);
+	v2g_cond_init_mono(&s->stop_cv);
 	static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 		                          0.005,  0.01,    0.025,  0.05,  0.1 };
 	s->m_cycle = v2g_histogram("dlm_cycle_seconds", "Computation time of a DLM control cycle",
@@ -705,15 +717,23 @@ void dlm_service_stop(struct dlm_service *s)
 	if (!s)
 		return;
 	v2g_bus_server_stop(s->rep);
+	pthread_mutex_lock(&s->stop_mu);
 	s->stopping = 1;
+	pthread_cond_broadcast(&s->stop_cv);
+	pthread_mutex_unlock(&s->stop_mu);
+	/* Closing the subscriber wakes the telemetry thread's receive. */
+	nng_close(s->tel_sub);
 	if (s->threads >= 2)
 		pthread_join(s->cycle_thread, NULL);
 	if (s->threads >= 1)
 		pthread_join(s->tel_thread, NULL);
-	/* Let the PUSH socket deliver the last batch before closing. */
-	usleep(100 * 1000);
-	nng_close(s->tel_sub);
 	v2g_bus_peers_free(s->tel_peers);
+	/* Let the PUSH sockets deliver the last batch before closing: only
+	 * what was sent in the last 100 ms may still be there. */
+	int64_t last = atomic_load(&s->last_push_ms);
+	int64_t left = last ? last + 100 - v2g_mono_ms() : 0;
+	if (left > 0)
+		usleep((useconds_t)left * 1000);
 	nng_close(s->gw_push);
 	nng_close(s->cap_push);
 	/* Nothing emits any more: hand the last events to the store. */
@@ -728,5 +748,7 @@ void dlm_service_stop(struct dlm_service *s)
 	dlm_site_free(s->dsite);
 	free(s->sp);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->stop_mu);
+	pthread_cond_destroy(&s->stop_cv);
 	free(s);
 }

@@ -28,22 +28,25 @@ const struct v2g_cfg_item dlm_settings_items[] = {
 	  "service entrance power (0: dlm.max_grid_capacity_kw, else 250)" },
 	{ "dlm.service.max_current_a", V2G_CFG_DOUBLE, S(max_current_a), 1, 1e5, "400",
 	  "MAX_SERVICE_CURRENT", "service entrance current per phase" },
-	{ "dlm.service.voltage", V2G_CFG_DOUBLE, S(voltage_v), 1, 1e5, "400", NULL,
-	  "nominal voltage (line-to-line for 3 phases)" },
-	{ "dlm.service.phases", V2G_CFG_INT, S(phases), 1, 3, "3", NULL, "1 or 3" },
-	{ "dlm.service.nec625_factor", V2G_CFG_DOUBLE, S(nec625_factor), 0.01, 1, "0.8", NULL,
-	  "NEC 625 continuous-load factor" },
-	{ "dlm.service.max_imbalance", V2G_CFG_DOUBLE, S(max_imbalance), 0, 1, "0.2", NULL,
+	{ "dlm.service.voltage", V2G_CFG_DOUBLE, S(voltage_v), 1, 1e5, "400",
+	  "SERVICE_VOLTAGE", "nominal voltage (line-to-line for 3 phases)" },
+	{ "dlm.service.phases", V2G_CFG_INT, S(phases), 1, 3, "3", "SERVICE_PHASES", "1 or 3" },
+	{ "dlm.service.nec625_factor", V2G_CFG_DOUBLE, S(nec625_factor), 0.01, 1, "0.8",
+	  "NEC625_CONTINUOUS_FACTOR", "NEC 625 continuous-load factor" },
+	{ "dlm.service.max_imbalance", V2G_CFG_DOUBLE, S(max_imbalance), 0, 1, "0.2",
+	  "MAX_PHASE_IMBALANCE",
 	  "largest phase imbalance (max-min)/max" },
 	{ "dlm.service.min_power_factor", V2G_CFG_DOUBLE, S(min_power_factor), 0, 1, "0.9", NULL,
 	  "lowest power factor before a violation" },
 	{ "dlm.service.frequency_hz", V2G_CFG_DOUBLE, S(frequency_hz), 1, 1000, "50", NULL,
 	  "nominal grid frequency" },
-	{ "dlm.shedding.enabled", V2G_CFG_BOOL, S(shed_enabled), 0, 1, "true", NULL,
+	{ "dlm.shedding.enabled", V2G_CFG_BOOL, S(shed_enabled), 0, 1, "true", "ENABLE_LOAD_SHEDDING",
 	  "evaluate load shedding each cycle" },
-	{ "dlm.shedding.upper_threshold", V2G_CFG_DOUBLE, S(shed_upper), 0.01, 1, "0.95", NULL,
+	{ "dlm.shedding.upper_threshold", V2G_CFG_DOUBLE, S(shed_upper), 0.01, 1, "0.95",
+	  "LOAD_SHEDDING_UPPER_THRESHOLD",
 	  "start shedding at load/limit >= this" },
-	{ "dlm.shedding.lower_threshold", V2G_CFG_DOUBLE, S(shed_lower), 0.01, 1, "0.85", NULL,
+	{ "dlm.shedding.lower_threshold", V2G_CFG_DOUBLE, S(shed_lower), 0.01, 1, "0.85",
+	  "LOAD_SHEDDING_LOWER_THRESHOLD",
 	  "stop shedding at load/limit <= this" },
 	{ "dlm.shedding.mode", V2G_CFG_STRING, S(shed_mode), 1, 8, "step", NULL,
 	  "step: one level per escalation | jump: straight to the level that suffices" },
@@ -54,12 +57,15 @@ const struct v2g_cfg_item dlm_settings_items[] = {
 	 * level on a load that does not show the last one yet. */
 	{ "dlm.shedding.escalate_hold_ms", V2G_CFG_INT, S(shed_escalate_hold_ms), 0, 86400000,
 	  "2000", NULL, "time between two escalations (the first from level 0 is immediate)" },
+	{ "dlm.failsafe.enabled", V2G_CFG_BOOL, S(failsafe_enabled), 0, 1, "true",
+	  "ENABLE_FAIL_SAFE",
+	  "false: a silent station keeps its last setpoint (offline_action maintain)" },
 	{ "dlm.failsafe.safe_power_kw", V2G_CFG_DOUBLE, S(safe_power_kw), 0, 1e4, "3.7", NULL,
 	  "setpoint of a silent station (reduce)" },
 	{ "dlm.failsafe.offline_action", V2G_CFG_STRING, S(offline_action), 1, 16, "reduce", NULL,
 	  "maintain | reduce | stop" },
 	{ "dlm.failsafe.comm_timeout_ms", V2G_CFG_INT, S(comm_timeout_ms), 100, 86400000, "30000",
-	  NULL, "silence before a station goes on its fail-safe setpoint" },
+	  "FAIL_SAFE_COMM_TIMEOUT", "silence before a station goes on its fail-safe setpoint" },
 };
 const size_t dlm_settings_n = sizeof(dlm_settings_items) / sizeof(dlm_settings_items[0]);
 
@@ -322,6 +328,8 @@ int dlm_settings_check(void *settings, const char *file, char *err, size_t len)
 		        s->offline_action);
 		return V2G_ERR_CONFIG;
 	}
+	if (!s->failsafe_enabled) /* ENABLE_FAIL_SAFE=false: silence changes nothing */
+		s->failsafe.offline_action = DLM_OFFLINE_MAINTAIN;
 	s->failsafe.safe_power_limit_kw = s->safe_power_kw;
 	s->failsafe.comm_timeout_ms = s->comm_timeout_ms;
 

@@ -44,6 +44,7 @@ struct dlm_settings {
 	int shed_min_hold_ms, shed_escalate_hold_ms;
 	double safe_power_kw;
 	char *offline_action;
+	int failsafe_enabled; /* 0: offline_action forced to maintain */
 	int comm_timeout_ms;
 	/* filled by dlm_settings_check */
 	struct dlm_service_cfg service;

@@ -453,8 +453,10 @@ fail_queue:
 size_t store_writer_stop(struct store_writer *w, int drain_ms)
 {
 	atomic_store(&w->stop_rx, 1);
-	pthread_join(w->rx, NULL);
+	/* Closing the socket ends the receiver's wait at once (messages not
+	 * yet received go with it, as they would after the flag). */
 	nng_close(w->sock);
+	pthread_join(w->rx, NULL);
 
 	size_t pending = store_queue_len(w->q) + (size_t)atomic_load(&w->inflight);
 	if (pending > 0)

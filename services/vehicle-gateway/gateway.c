@@ -1249,8 +1249,13 @@ void vgw_gateway_drain(struct vgw_gateway *g)
 {
 	if (!g)
 		return;
-	/* 1. no new commands */
+	/* 1. no new commands; closing the socket wakes the command thread at
+	 *    once (a batch it is publishing is finished first) */
 	atomic_store(&g->cstop, 1);
+	if (g->pull_open) {
+		nng_close(g->pull);
+		g->pull_open = 0;
+	}
 	if (g->cthread_on) {
 		pthread_join(g->cthread, NULL);
 		g->cthread_on = 0;

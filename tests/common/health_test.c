@@ -180,6 +180,46 @@ static void test_stop_ends_probes(void)
 	v2g_health_free(h);
 }
 
+struct slow_probe {
+	atomic_int slow; /* 1: the next call takes 200 ms and fails */
+	atomic_int entered;
+};
+
+static int slow_probe_fn(void *arg, char *detail, size_t len)
+{
+	struct slow_probe *p = arg;
+	if (!atomic_load(&p->slow))
+		return 0;
+	atomic_store(&p->entered, 1);
+	sleep_ms(200);
+	snprintf(detail, len, "cut short by the shutdown");
+	return -1;
+}
+
+/* Stop waits for a probe in progress (its argument may be freed after),
+ * but what it returns then is not recorded: a shutdown that cuts a probe
+ * short does not log the dependency as down. */
+static void test_result_after_stop_not_recorded(void)
+{
+	struct slow_probe p = { 0, 0 };
+	struct v2g_health *h = v2g_health_new("svc", 10);
+	json_t *doc;
+	v2g_health_add(h, "peer", 1, slow_probe_fn, &p);
+	CHECK_INT(v2g_health_start(h), 0);
+	atomic_store(&p.slow, 1);
+	int64_t t0 = v2g_mono_ms();
+	while (!atomic_load(&p.entered) && v2g_mono_ms() - t0 < 2000)
+		sleep_ms(1);
+	CHECK_INT(atomic_load(&p.entered), 1);
+	v2g_health_stop(h);
+	CHECK(v2g_mono_ms() - t0 >= 150); /* waited for the probe */
+	json_t *c = check_obj(h, "peer", &doc);
+	CHECK(c != NULL);
+	CHECK(json_is_true(json_object_get(c, "ok")));
+	json_decref(doc);
+	v2g_health_free(h);
+}
+
 static void test_free_is_prompt(void)
 {
 	struct probe p = { 0, 0, NULL };
@@ -287,6 +327,7 @@ int main(void)
 		HCASE(test_pushed_check_without_start),
 		HCASE(test_probe_reruns_periodically),
 		HCASE(test_stop_ends_probes),
+		HCASE(test_result_after_stop_not_recorded),
 		HCASE(test_free_is_prompt),
 		HCASE(test_json_shape),
 		HCASE(test_too_many_checks),

@@ -24,6 +24,15 @@ static const char *const envs[] = {
 	"K_DLM__SHEDDING__MODE",
 	"K_DLM__SHEDDING__ESCALATE_HOLD_MS",
 	"K_DLM__FAILSAFE__OFFLINE_ACTION",
+	"SERVICE_VOLTAGE",
+	"SERVICE_PHASES",
+	"NEC625_CONTINUOUS_FACTOR",
+	"MAX_PHASE_IMBALANCE",
+	"ENABLE_LOAD_SHEDDING",
+	"LOAD_SHEDDING_UPPER_THRESHOLD",
+	"LOAD_SHEDDING_LOWER_THRESHOLD",
+	"ENABLE_FAIL_SAFE",
+	"FAIL_SAFE_COMM_TIMEOUT",
 };
 
 static void clear_env(void)
@@ -144,6 +153,44 @@ static void test_environment(void)
 	CHECK_NEAR(st.service.max_power_kw, 120, 1e-9);
 	CHECK_STR(st.site, "lyon-02");
 	CHECK_INT(st.cycle_ms, 500);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+
+	/* the rest of the guide's variables (its "Configuration Examples") */
+	clear_env();
+	setenv("SERVICE_VOLTAGE", "480", 1);
+	setenv("SERVICE_PHASES", "3", 1);
+	setenv("NEC625_CONTINUOUS_FACTOR", "0.80", 1);
+	setenv("MAX_PHASE_IMBALANCE", "0.10", 1);
+	setenv("ENABLE_LOAD_SHEDDING", "false", 1);
+	setenv("LOAD_SHEDDING_UPPER_THRESHOLD", "0.9", 1);
+	setenv("LOAD_SHEDDING_LOWER_THRESHOLD", "0.8", 1);
+	setenv("FAIL_SAFE_COMM_TIMEOUT", "15000", 1);
+	CHECK_INT(load(NULL, &st, err, sizeof(err)), V2G_OK);
+	CHECK_NEAR(st.service.voltage_v, 480, 1e-9);
+	CHECK_INT(st.service.phases, 3);
+	CHECK_NEAR(st.service.nec625_factor, 0.8, 1e-9);
+	CHECK_NEAR(st.service.max_imbalance, 0.1, 1e-9);
+	CHECK_INT(st.shed.enabled, 0);
+	CHECK_NEAR(st.shed.upper_threshold, 0.9, 1e-9);
+	CHECK_NEAR(st.shed.lower_threshold, 0.8, 1e-9);
+	CHECK_INT((int)st.failsafe.comm_timeout_ms, 15000);
+	CHECK_INT(st.failsafe.offline_action, DLM_OFFLINE_REDUCE);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+
+	/* ENABLE_FAIL_SAFE=false: a silent station keeps its setpoint */
+	clear_env();
+	setenv("ENABLE_FAIL_SAFE", "false", 1);
+	CHECK_INT(load("dlm = { failsafe = { offline_action = \"stop\"; }; };", &st, err,
+	               sizeof(err)),
+	          V2G_OK);
+	CHECK_INT(st.failsafe.offline_action, DLM_OFFLINE_MAINTAIN);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+
+	/* a bad value names the variable's key */
+	clear_env();
+	setenv("SERVICE_PHASES", "2", 1);
+	CHECK_INT(load(NULL, &st, err, sizeof(err)), V2G_ERR_CONFIG);
+	CHECK(strstr(err, "phases") != NULL);
 	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
 	clear_env();
 }

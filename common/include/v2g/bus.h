@@ -41,12 +41,28 @@ int v2g_bus_send(nng_socket s, v2g_env *env, int timeout_ms);
 
 /* Receives one envelope; *out is freed with v2g_env_free(). Returns
  * V2G_ERR_TIMEOUT, V2G_ERR_CLOSED, or V2G_ERR_PROTO for undecodable bytes
- * (counted in bus_decode_errors_total; the caller just goes on). */
+ * (counted in bus_decode_errors_total; the caller just goes on). Closing s
+ * (nng_close) from another thread ends a receive in progress at once with
+ * V2G_ERR_CLOSED: that is how a receiving thread is woken at shutdown,
+ * rather than waiting out its timeout. */
 int v2g_bus_recv(nng_socket s, v2g_env **out, int timeout_ms);
 void v2g_env_free(v2g_env *env);
 
 /* Name used as Envelope.sender (set once at start). */
 void v2g_bus_set_sender(const char *service);
+
+/* --- cancelling calls ------------------------------------------------- */
+
+/* A cancel token, so that a shutdown never waits out a call's timeout: once
+ * fired, every call made under it that is still in progress ends at once
+ * with V2G_ERR_CLOSED, and every later one fails the same way without
+ * sending anything. Firing is for good and idempotent; fire from any
+ * thread. Free only when no call uses the token any more. */
+struct v2g_bus_cancel;
+int v2g_bus_cancel_new(struct v2g_bus_cancel **out);
+void v2g_bus_cancel_fire(struct v2g_bus_cancel *t);
+int v2g_bus_cancel_fired(struct v2g_bus_cancel *t);
+void v2g_bus_cancel_free(struct v2g_bus_cancel *t);
 
 /* --- req/rep ---------------------------------------------------------- */
 
@@ -57,8 +73,13 @@ void v2g_bus_client_close(struct v2g_bus_client *c);
 /* Sends req, waits for the reply (freed with v2g_env_free). A reply whose
  * body is an Error is returned as 0 with that body: callers check. */
 int v2g_bus_call(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int timeout_ms);
+/* The same, cut short by cancel (NULL: like v2g_bus_call). */
+int v2g_bus_call_cancellable(struct v2g_bus_client *c, v2g_env *req, v2g_env **rep, int timeout_ms,
+                             struct v2g_bus_cancel *cancel);
 /* Ping round trip; 0 when the server answered (ready or not). */
 int v2g_bus_ping(struct v2g_bus_client *c, int timeout_ms, int *ready);
+int v2g_bus_ping_cancellable(struct v2g_bus_client *c, int timeout_ms, int *ready,
+                             struct v2g_bus_cancel *cancel);
 
 struct v2g_bus_server;
 struct v2g_bus_reply; /* one pending request's reply slot */
@@ -71,6 +92,10 @@ typedef void (*v2g_bus_handler)(void *arg, const v2g_env *req, struct v2g_bus_re
  * server itself, with ready = ready_fn(ready_arg) (NULL: always ready). */
 int v2g_bus_server_start(struct v2g_bus_server **out, const char *url, int nworkers,
                          v2g_bus_handler fn, void *arg, int (*ready_fn)(void *), void *ready_arg);
+/* Stops taking requests at once (idle workers are woken, not waited for),
+ * lets the handlers in progress finish and send their replies, then closes
+ * the socket and frees. Requests not yet taken by a worker are dropped (the
+ * caller's call times out). NULL is fine. */
 void v2g_bus_server_stop(struct v2g_bus_server *s);
 
 /* Packs and sends the reply; borrows env. */

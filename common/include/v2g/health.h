@@ -17,7 +17,11 @@ void v2g_health_free(struct v2g_health *h); /* stops the thread */
 
 /* Stops running the probes (joins the thread; idempotent) and reports not
  * ready from then on ("stopping"): after it returns no probe runs, so their
- * arguments may be freed. The registry itself stays usable. */
+ * arguments may be freed. The registry itself stays usable. The thread is
+ * woken at once, but a probe in progress is waited for: a probe that can
+ * block must be cut short by its owner first (v2g_service_wait does it for
+ * v2g_health_bus_peer). A result that comes in after the stop is not
+ * recorded. */
 void v2g_health_stop(struct v2g_health *h);
 
 /* Registers a probe (fn != NULL) or a pushed check (fn == NULL: its state is

@@ -15,6 +15,11 @@ struct v2g_httpd;
  * Borrows health (must outlive the server). threads: worker count. */
 int v2g_httpd_start(struct v2g_httpd **out, const char *addr, int port, struct v2g_health *health,
                     int threads);
+/* Lets the requests in progress finish and send their answers (up to 5 s;
+ * a request that comes meanwhile gets 503 "shutting down" with
+ * Retry-After: 1), then stops accepting connections and stops civetweb: no
+ * handler runs after it returns. Frees. Prompt on an idle server (it does
+ * not wait out civetweb's 2 s listener poll). NULL is fine. */
 void v2g_httpd_stop(struct v2g_httpd *h);
 struct mg_context *v2g_httpd_ctx(struct v2g_httpd *h);
 
