@@ -947,6 +947,22 @@ static const char *const xfmr_fields[] = {
 	"cooling", "feeders", NULL
 };
 
+/* After a feeder or transformer was configured: log, audit {old, new},
+ * answer {"<one>": the item, "created"}. list is "feeders" or
+ * "transformers"; old (taken) is the item before, NULL if new. */
+static int item_configured(struct req *r, const char *list, const char *one, const char *id,
+                           json_t *old, const char *const *fields)
+{
+	json_t *nw = site_item(r->ctx->dsite, list, id, fields);
+	char key[DLM_ID_MAX + 24], who[256];
+	snprintf(key, sizeof(key), "dlm.%s.%s", list, id);
+	v2g_info("DLM-CONTROL", "site=%s %s %s by %s", r->ctx->site, key,
+	         old ? "replaced" : "added", actor_desc(r->actor, who, sizeof(who)));
+	int created = old == NULL;
+	audit_config(r, key, old, json_incref(nw));
+	return ok(r, json_pack("{s:o,s:b}", one, nw ? nw : json_null(), "created", created));
+}
+
 static int op_feeder_configure(struct req *r)
 {
 	struct dlm_feeder_spec spec;
@@ -968,19 +984,12 @@ static int op_feeder_configure(struct req *r)
 		return rc == V2G_ERR_NOMEM ? nomem(r)
 		                           : fail(r, 400,
 		                                  "stations: the feeder was refused (a station "
-		                                  "already on another "
-		                                  "feeder, or a bad value): %s",
+		                                  "already on another feeder, or a bad value): %s",
 		                                  v2g_strerror(rc));
 	}
-	json_t *nw = site_item(r->ctx->dsite, "feeders", spec.id, feeder_fields);
-	char key[DLM_ID_MAX + 16], who[256];
-	snprintf(key, sizeof(key), "dlm.feeders.%s", spec.id);
-	v2g_info("DLM-CONTROL", "site=%s %s %s by %s", r->ctx->site, key,
-	         old ? "replaced" : "added", actor_desc(r->actor, who, sizeof(who)));
-	int created = old == NULL;
-	audit_config(r, key, old, json_incref(nw));
+	rc = item_configured(r, "feeders", "feeder", spec.id, old, feeder_fields);
 	dlm_feeder_spec_fini(&spec);
-	return ok(r, json_pack("{s:o,s:b}", "feeder", nw ? nw : json_null(), "created", created));
+	return rc;
 }
 
 static int op_transformer_configure(struct req *r)
@@ -1004,20 +1013,13 @@ static int op_transformer_configure(struct req *r)
 		return rc == V2G_ERR_NOMEM ? nomem(r)
 		                           : fail(r, 400,
 		                                  "feeders: the transformer was refused (a feeder "
-		                                  "already under "
-		                                  "another transformer, or a bad value): %s",
+		                                  "already under another transformer, or a bad "
+		                                  "value): %s",
 		                                  v2g_strerror(rc));
 	}
-	json_t *nw = site_item(r->ctx->dsite, "transformers", spec.id, xfmr_fields);
-	char key[DLM_ID_MAX + 24], who[256];
-	snprintf(key, sizeof(key), "dlm.transformers.%s", spec.id);
-	v2g_info("DLM-CONTROL", "site=%s %s %s by %s", r->ctx->site, key,
-	         old ? "replaced" : "added", actor_desc(r->actor, who, sizeof(who)));
-	int created = old == NULL;
-	audit_config(r, key, old, json_incref(nw));
+	rc = item_configured(r, "transformers", "transformer", spec.id, old, xfmr_fields);
 	dlm_transformer_spec_fini(&spec);
-	return ok(r,
-	          json_pack("{s:o,s:b}", "transformer", nw ? nw : json_null(), "created", created));
+	return rc;
 }
 
 /* ---- dispatch ---- */
