@@ -529,6 +529,11 @@ static int audit_logs(struct req *r)
 
 	if (api_audit_query_parse(r->ri->query_string, &q, err, sizeof(err)))
 		return reply_error(r, 400, err);
+	if (q.none) { /* before 1970 or after 9999: the store holds nothing there */
+		V2g__V1__AuditReply empty = V2G__V1__AUDIT_REPLY__INIT;
+		st = api_render_audit_logs(&empty, &body);
+		return audit_answer(r, st, body, "");
+	}
 	aq.category = q.category;
 	aq.start_ms = q.has_start ? q.start_ms : 0;
 	aq.end_ms = q.has_end ? q.end_ms : 0;
@@ -673,10 +678,13 @@ static int circuit_breakers(struct req *r, const struct api_match *m)
 	json_t *ours = v2g_breaker_registry_status(r->a->breakers);
 	char *body = NULL;
 
-	if (o && dlm && ours && !json_object_set_new(o, "site-dlm", dlm) &&
-	    !json_object_set_new(o, "api-gateway", ours)) {
+	if (o && dlm && ours) {
+		/* set_new takes the value even when it fails */
+		int bad = json_object_set_new(o, "site-dlm", dlm);
+		bad |= json_object_set_new(o, "api-gateway", ours);
 		dlm = ours = NULL;
-		body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!bad)
+			body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	}
 	json_decref(o);
 	json_decref(dlm);

@@ -280,6 +280,13 @@ int api_audit_query_parse(const char *qs, struct api_audit_query *q, char *err, 
 	if (q->has_start && q->has_end && q->start_ms >= q->end_ms)
 		return fail(err, errlen, raw[A_END_DATE].p ? "endDate" : "end",
 		            "must come after the start");
+	/* To the store's range (where 0 would read "no bound"). */
+	if ((q->has_end && q->end_ms <= 0) || (q->has_start && q->start_ms > API_AUDIT_MS_MAX))
+		q->none = 1;
+	if (q->has_start && q->start_ms <= 0)
+		q->has_start = 0;
+	if (q->has_end && q->end_ms > API_AUDIT_MS_MAX)
+		q->has_end = 0;
 	if ((rc = param_value(&raw[A_LIMIT], "limit", buf, sizeof(buf), limit_why, err, errlen)))
 		return rc;
 	if (buf[0] && parse_uint(buf, 1, V2G_AUDIT_QUERY_MAX_LIMIT, &q->limit))

@@ -39,11 +39,18 @@ struct api_log_query {
  * and limit. Returns 0 or V2G_ERR_INVAL with err set. */
 int api_log_query_parse(const char *qs, struct api_log_query *q, char *err, size_t errlen);
 
-/* A validated GET /api/audit/logs query. */
+/* The times the store's audit log holds: 1970-01-01T00:00:00Z up to
+ * 9999-12-31T23:59:59.999Z (it refuses events outside). */
+#define API_AUDIT_MS_MAX 253402300799999LL
+
+/* A validated GET /api/audit/logs query, its bounds as the store takes
+ * them: within 1..API_AUDIT_MS_MAX when present (the AuditQuery's 0 means
+ * no bound). */
 struct api_audit_query {
 	char category[32];        /* "" = any; else a v2g_audit_category name */
 	int64_t start_ms, end_ms; /* valid when has_start / has_end */
 	int has_start, has_end;
+	int none;       /* 1: no event the store can hold matches (answer an empty list) */
 	unsigned limit; /* 1..V2G_AUDIT_QUERY_MAX_LIMIT, default 100 */
 };
 
@@ -51,8 +58,11 @@ struct api_audit_query {
  * end), limit. A date YYYY-MM-DD is that UTC day's start, or as the end
  * the next day's start (endDate=2025-01-31 includes all of the 31st); an
  * RFC 3339 time is taken as is (v2g_audit_parse_date). A name and its
- * alias together are refused, so is an end not after the start. Returns 0 or V2G_ERR_INVAL with err
- * set. */
+ * alias together are refused, so is an end not after the start. A bound
+ * beyond what the store holds is no bound (startDate=1900-01-01,
+ * endDate=9999-12-31); a range wholly outside it sets none (an end at or
+ * before 1970-01-01T00:00:00Z, a start after 9999). Returns 0 or
+ * V2G_ERR_INVAL with err set. */
 int api_audit_query_parse(const char *qs, struct api_audit_query *q, char *err, size_t errlen);
 
 #define API_AUDIT_DAYS_DEFAULT 7

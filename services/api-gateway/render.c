@@ -205,9 +205,12 @@ static json_t *peer_object(const char *text)
 	return j;
 }
 
+/* The audit answers are relayed as the store has them: jansson's full
+ * precision (DUMP_FLAGS' 15 digits would change a real that needs 17, and
+ * write DBL_MAX as a number past it). */
 static int dump_to(json_t *j, char **out)
 {
-	*out = j ? json_dumps(j, DUMP_FLAGS | JSON_PRESERVE_ORDER) : NULL;
+	*out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(j);
 	return *out ? V2G_OK : V2G_ERR_NOMEM;
 }

@@ -104,15 +104,82 @@ static int col_copy(char *dst, size_t cap, const char *v, int isnull)
 	return 0;
 }
 
+/* 1 when the integer literal s[0..n) does not fit a json_int_t. */
+static int int_too_wide(const char *s, size_t n)
+{
+	int neg = s[0] == '-';
+	/* INT64_MAX, and the magnitude of INT64_MIN */
+	const char *max = neg ? "9223372036854775808" : "9223372036854775807";
+	size_t m = strlen(max);
+	s += neg;
+	n -= (size_t)neg;
+	if (n != m) /* jsonb writes no leading zeros */
+		return n > m;
+	return memcmp(s, max, m) > 0;
+}
+
+/* A copy of the JSON text in which each integer literal too wide for
+ * jansson is written as a real ("…e0"), everything else untouched. jsonb
+ * prints numbers as numeric does, so a real such as 1e20 or 1.5e300 comes
+ * back as a plain run of digits; read as a whole with
+ * JSON_DECODE_INT_AS_REAL it would turn every integer of the object into a
+ * real (1 -> 1.0, INT64_MAX rounded). NULL when out of memory. */
+static char *widen_big_ints(const char *text)
+{
+	size_t len = strlen(text), o = 0;
+	char *out = malloc(len + len / 2 + 3); /* each number of >= 20 digits gains 2 */
+	int in_str = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		char c = text[i];
+		if (in_str) {
+			out[o++] = c;
+			i++;
+			if (c == '\\' && i < len)
+				out[o++] = text[i++];
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"')
+			in_str = 1;
+		if (c != '-' && (c < '0' || c > '9')) {
+			out[o++] = c;
+			i++;
+			continue;
+		}
+		size_t n = strspn(text + i, "-+.0123456789eE");
+		int integer = 1;
+		for (size_t k = 0; k < n; k++)
+			if (text[i + k] == '.' || text[i + k] == 'e' || text[i + k] == 'E')
+				integer = 0;
+		memcpy(out + o, text + i, n);
+		o += n;
+		if (integer && int_too_wide(text + i, n)) {
+			out[o++] = 'e';
+			out[o++] = '0';
+		}
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* jsonb text -> jansson's compact text of the object (what the producer's
  * encoder writes). jsonb prints numbers as numeric does: an integer too big
- * for jansson is read as a real rather than refused. */
+ * for jansson is read as the real it was written from (only that one). */
 static int details_from_text(const char *text, char **out)
 {
 	*out = NULL;
 	json_t *j = json_loads(text, 0, NULL);
-	if (!j)
-		j = json_loads(text, JSON_DECODE_INT_AS_REAL, NULL);
+	if (!j) {
+		char *wide = widen_big_ints(text);
+		if (!wide)
+			return V2G_ERR_NOMEM;
+		j = json_loads(wide, 0, NULL);
+		free(wide);
+	}
 	if (!j || !json_is_object(j)) {
 		json_decref(j);
 		return V2G_ERR_INVAL;

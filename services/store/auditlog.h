@@ -4,7 +4,9 @@
  * into INSERT parameters; rows read back are turned into struct
  * v2g_audit_event, so that a reply carries the same JSON form the producer
  * sent (v2g_audit_event_encode; only the key order inside "details" may
- * differ: jsonb keeps keys in its own order). AuditQuery and
+ * differ: jsonb keeps keys in its own order; and jsonb prints a real with
+ * 17 or more integral digits, 1e17 say, as a plain integer, which comes
+ * back as the integer of the same value). AuditQuery and
  * AuditStatsQuery become parameterised statements. Nothing here touches a
  * connection; unit-tested on its own.
  *

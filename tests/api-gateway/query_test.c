@@ -309,6 +309,43 @@ static void test_audit_dates(void)
 	CHECK_ABAD("start=2025-01-02T00:00:00Z&end=2025-01-02T00:00:00Z", "end: must come after");
 }
 
+/* The store holds 1970-01-01 .. 9999-12-31 and reads an AuditQuery bound of
+ * 0 as "none": an end at 1970-01-01T00:00:00Z must not become "no end", a
+ * start before 1970 or an end after 9999 no refusal. */
+static void test_audit_dates_out_of_range(void)
+{
+	CHECK_INT(aparse("endDate=1969-12-31"), 0); /* ends at 0 ms */
+	CHECK_INT(aq.none, 1);
+	CHECK_INT(aparse("end=1970-01-01T00:00:00Z"), 0);
+	CHECK_INT(aq.none, 1);
+	CHECK_INT(aparse("startDate=1900-01-01&endDate=1950-06-30"), 0);
+	CHECK_INT(aq.none, 1);
+	CHECK_INT(aparse("start=9999-12-31T23:30:00-01:00"), 0); /* 10000-01-01T00:30Z */
+	CHECK_INT(aq.none, 1);
+	/* a start before 1970 or an end after 9999: no bound */
+	CHECK_INT(aparse("startDate=1900-01-01&endDate=2025-01-01"), 0);
+	CHECK_INT(aq.none, 0);
+	CHECK_INT(aq.has_start, 0);
+	CHECK_INT(aq.has_end, 1);
+	CHECK_INT(aq.end_ms, JAN1 + DAY);
+	CHECK_INT(aparse("startDate=2025-01-01&endDate=9999-12-31"), 0);
+	CHECK_INT(aq.none, 0);
+	CHECK_INT(aq.has_start, 1);
+	CHECK_INT(aq.start_ms, JAN1);
+	CHECK_INT(aq.has_end, 0);
+	CHECK_INT(aparse("startDate=0000-01-01&endDate=9999-12-31"), 0);
+	CHECK_INT(aq.none + aq.has_start + aq.has_end, 0);
+	/* the last millisecond the store holds is a bound */
+	CHECK_INT(aparse("end=9999-12-31T23:59:59.999Z"), 0);
+	CHECK_INT(aq.has_end, 1);
+	CHECK_INT(aq.end_ms, API_AUDIT_MS_MAX);
+	CHECK_INT(aparse("endDate=1970-01-01"), 0);
+	CHECK_INT(aq.none, 0);
+	CHECK_INT(aq.end_ms, DAY);
+	/* the order is still checked on what was asked */
+	CHECK_ABAD("startDate=1960-01-02&endDate=1960-01-01", "endDate: must come after");
+}
+
 static void test_audit_limit(void)
 {
 	CHECK_INT(aparse("limit=1000"), 0);
@@ -357,6 +394,7 @@ int main(void)
 		HCASE(test_audit_defaults),
 		HCASE(test_audit_guide_example),
 		HCASE(test_audit_dates),
+		HCASE(test_audit_dates_out_of_range),
 		HCASE(test_audit_limit),
 		HCASE(test_audit_stats_days),
 		HCASE(test_id_rule),

@@ -410,6 +410,37 @@ static void test_audit_logs(void)
 	v2g_audit_event_fini(&ev[1]);
 }
 
+/* An event's details are relayed as the store has them: a real that needs
+ * 17 digits keeps them (the dispatch renderings round to 15), integers of
+ * every width stay integers. */
+static void test_audit_logs_numbers_kept(void)
+{
+	struct v2g_audit_event ev;
+	V2g__V1__AuditReply r = V2G__V1__AUDIT_REPLY__INIT;
+	char *text, *out = NULL;
+	json_t *d = json_pack("{s:f, s:f, s:f, s:I, s:{s:[f]}}", "sum", 0.1 + 0.2, "kw",
+	                      1.2345678901234567, "big", 1.7976931348623157e308, "n",
+	                      (json_int_t)INT64_MAX, "nested", "a", 2.0000000000000004);
+
+	CHECK_INT(v2g_audit_station_control(&ev, T0, NULL, "ac-01", "set_power", d), 0);
+	text = v2g_audit_event_encode(&ev);
+	r.n_events_json = 1;
+	r.events_json = &text;
+	CHECK_INT(api_render_audit_logs(&r, &out), 0);
+	CHECK(out && strstr(out, "\"sum\":0.30000000000000004") != NULL);
+	json_t *j = parse(out);
+	json_t *got = json_object_get(json_array_get(json_object_get(j, "events"), 0), "details");
+	if (!json_equal(got, d)) {
+		char *s = json_dumps(got, JSON_COMPACT);
+		harness_fail(__FILE__, __LINE__, "details changed: %s", s ? s : "(none)");
+		free(s);
+	}
+	json_decref(j);
+	json_decref(d);
+	free(text);
+	v2g_audit_event_fini(&ev);
+}
+
 static void test_audit_stats(void)
 {
 	uint64_t cats[4] = { 1, 2, 3, 4 }, days[3] = { 0, 6, 4 };
@@ -505,6 +536,7 @@ int main(void)
 		HCASE(test_submit),
 		HCASE(test_number_format),
 		HCASE(test_audit_logs),
+		HCASE(test_audit_logs_numbers_kept),
 		HCASE(test_audit_stats),
 		HCASE(test_dlm_reply_check),
 	};

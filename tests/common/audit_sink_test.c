@@ -2,6 +2,7 @@
  * events arrive and decode in order, a store that comes late (or comes
  * back) gets everything, overflow drops the oldest, stop drains, and a stop
  * without a store is bounded and counts what it loses. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -297,6 +298,90 @@ static void test_stop_without_store(void)
 	CHECK_NEAR(metric("audit_events_dropped_total", NULL, NULL) - drop0, 7, 0);
 }
 
+/* Four threads emit 400 events each into a queue of 40 while the store
+ * takes them: every event arrives at most once, each thread's in the order
+ * it emitted them, and arrived + dropped == emitted (an event overflow took
+ * out of a batch in flight counts once: as sent, or as dropped if that
+ * send failed). */
+#define RACE_THREADS 4
+#define RACE_EACH    400
+
+static void *race_emitter(void *arg)
+{
+	static const struct v2g_audit_actor op = { "user", "op-1", "Operator" };
+	struct v2g_audit_sink *s = ((void **)arg)[0];
+	int base = (int)(intptr_t)((void **)arg)[1], *errors = ((void **)arg)[2];
+	for (int i = base; i < base + RACE_EACH; i++) {
+		struct v2g_audit_event ev;
+		char st[32];
+		snprintf(st, sizeof st, "st-%d", i);
+		if (v2g_audit_station_control(&ev, T0 + i, &op, st, "set_power", NULL) != 0 ||
+		    v2g_audit_sink_emit(s, &ev) != 0)
+			(*errors)++;
+		v2g_audit_event_fini(&ev);
+		if (i % 50 == 0)
+			sleep_ms(1);
+	}
+	return NULL;
+}
+
+static void test_overflow_while_sending(void)
+{
+	char url[128];
+	nng_socket pull;
+	struct v2g_audit_sink *s = NULL;
+	static struct got g;
+	pthread_t th[RACE_THREADS];
+	void *args[RACE_THREADS][3];
+	int errors[RACE_THREADS] = { 0 };
+	memset(&g, 0, sizeof g);
+	make_url(url, sizeof url);
+	double drop0 = metric("audit_events_dropped_total", NULL, NULL);
+	double sent0 = metric("audit_events_sent_total", NULL, NULL);
+
+	CHECK_INT(v2g_bus_open(&pull, V2G_BUS_PULL, url, 1), 0);
+	CHECK_INT(v2g_audit_sink_start(&s, url, 40), 0);
+	for (int t = 0; t < RACE_THREADS; t++) {
+		args[t][0] = s;
+		args[t][1] = (void *)(intptr_t)(t * 1000);
+		args[t][2] = &errors[t];
+		CHECK_INT(pthread_create(&th[t], NULL, race_emitter, args[t]), 0);
+	}
+	/* receive while they emit, until nothing more comes */
+	for (int idle = 0; idle < 4;) {
+		int before = g.n;
+		receive(pull, &g, g.n + 1, 100);
+		idle = g.n == before ? idle + 1 : 0;
+	}
+	for (int t = 0; t < RACE_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		CHECK_INT(errors[t], 0);
+	}
+	v2g_audit_sink_stop(s, 2000);
+	receive(pull, &g, RACE_THREADS * RACE_EACH, 300);
+	nng_close(pull);
+
+	CHECK_INT(g.bad, 0);
+	static unsigned char seen[RACE_THREADS * 1000];
+	int last[RACE_THREADS];
+	memset(seen, 0, sizeof seen);
+	for (int t = 0; t < RACE_THREADS; t++)
+		last[t] = -1;
+	for (int i = 0; i < g.n; i++) {
+		int num = g.nums[i], t = num / 1000;
+		if (num < 0 || t >= RACE_THREADS || seen[num]++ || num <= last[t]) {
+			harness_fail(__FILE__, __LINE__, "event %d arrived twice or out of order",
+			             num);
+			break;
+		}
+		last[t] = num;
+	}
+	double dropped = metric("audit_events_dropped_total", NULL, NULL) - drop0;
+	double sent = metric("audit_events_sent_total", NULL, NULL) - sent0;
+	CHECK_NEAR(g.n + dropped, RACE_THREADS * RACE_EACH, 0);
+	CHECK_NEAR(sent, g.n, 0);
+}
+
 static void test_bad_arguments(void)
 {
 	struct v2g_audit_sink *s = NULL;
@@ -329,6 +414,7 @@ int main(void)
 		HCASE(test_overflow_drops_oldest),
 		HCASE(test_stop_drains),
 		HCASE(test_stop_without_store),
+		HCASE(test_overflow_while_sending),
 		HCASE(test_bad_arguments),
 	};
 	return harness_main("audit_sink", cases, HARNESS_N(cases));

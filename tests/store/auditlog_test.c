@@ -214,6 +214,79 @@ static void test_row_wide_number(void)
 	v2g_audit_event_fini(&ev);
 }
 
+/* Appends n copies of c to b. */
+static void put_rep(char *b, size_t cap, char c, size_t n)
+{
+	size_t at = strlen(b);
+	for (size_t i = 0; i < n && at + 1 < cap; i++)
+		b[at++] = c;
+	b[at] = '\0';
+}
+
+/* Details with numbers of every width, unicode and nesting come back from
+ * the table as the producer built them (types and values; jsonb's key order
+ * aside), though jsonb prints large and tiny reals as plain decimals: such a
+ * number must not turn every other number of the object into a real (1 ->
+ * 1.0, and INT64_MAX rounded to 9223372036854775808). The row text is what
+ * PostgreSQL 15 printed for the producer's text (details::text). */
+static void test_row_numbers_kept(void)
+{
+	json_t *src = json_pack("{s:s, s:{s:[i, f, {s:n, s:b}]}, s:I, s:I, s:i, s:f, s:f, s:f,"
+	                        " s:f, s:f, s:f}",
+	                        "u", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"\\\n", "nested", "a", 1,
+	                        2.5, "b", "c", 1, "imax", (json_int_t)INT64_MAX, "imin",
+	                        (json_int_t)INT64_MIN, "n", 3, "r20", 1e20, "r300", 1.5e300, "rmax",
+	                        1.7976931348623157e308, "tiny", 1e-300, "tenth", 0.1, "r15", 1e15);
+	static char row[2048];
+	row[0] = '\0';
+	strcat(row, "{\"n\": 3, \"u\": \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\\\"\\\\\\n\","
+	            " \"r15\": 1000000000000000.0, \"r20\": 1");
+	put_rep(row, sizeof row, '0', 20);
+	strcat(row, ", \"imax\": 9223372036854775807, \"imin\": -9223372036854775808,"
+	            " \"r300\": 15000000000000001");
+	put_rep(row, sizeof row, '0', 284);
+	strcat(row, ", \"rmax\": 17976931348623157");
+	put_rep(row, sizeof row, '0', 292);
+	strcat(row, ", \"tiny\": 0.");
+	put_rep(row, sizeof row, '0', 299);
+	strcat(row, "1, \"tenth\": 0.10000000000000001,"
+	            " \"nested\": {\"a\": [1, 2.5, {\"b\": null, \"c\": true}]}}");
+	const char *v[STORE_AUDIT_NSELECT] = {
+		"0f8fad5b-d9cb-469f-a165-70867728950e",
+		"2025-01-01 00:00:00+00",
+		"load_management",
+		"shed",
+		"system",
+		"site-dlm",
+		"DLM controller",
+		"",
+		"t",
+		row,
+	};
+	int null[STORE_AUDIT_NSELECT] = { 0 };
+	struct v2g_audit_event ev;
+	CHECK_INT(store_audit_event_from_row(v, null, &ev), 0);
+	json_t *got = ev.details ? json_loads(ev.details, 0, NULL) : NULL;
+	CHECK(got != NULL);
+	CHECK(json_is_integer(json_object_get(got, "n")));
+	CHECK(json_integer_value(json_object_get(got, "imax")) == INT64_MAX);
+	CHECK(json_is_integer(
+	        json_array_get(json_object_get(json_object_get(got, "nested"), "a"), 0)));
+	if (!json_equal(got, src))
+		harness_fail(__FILE__, __LINE__, "details changed: %s", ev.details);
+	json_decref(got);
+	v2g_audit_event_fini(&ev);
+
+	/* What jsonb cannot tell apart: a real of 17 or more integral digits
+	 * (jansson writes 1e17, jsonb 100000000000000000) comes back as the
+	 * integer of the same value. */
+	v[9] = "{\"r17\": 100000000000000000}";
+	CHECK_INT(store_audit_event_from_row(v, null, &ev), 0);
+	CHECK_STR(ev.details, "{\"r17\":100000000000000000}");
+	v2g_audit_event_fini(&ev);
+	json_decref(src);
+}
+
 static void test_row_bad(void)
 {
 	struct v2g_audit_event ev;
@@ -438,19 +511,13 @@ static void test_migration(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_is_uuid),
-		HCASE(test_decode_ok),
-		HCASE(test_decode_rejects),
-		HCASE(test_row_params),
-		HCASE(test_insert_sql),
-		HCASE(test_row_roundtrip),
-		HCASE(test_row_wide_number),
-		HCASE(test_row_bad),
-		HCASE(test_query_defaults),
-		HCASE(test_query_filters),
-		HCASE(test_query_rejects),
-		HCASE(test_stats_query),
-		HCASE(test_stats_match_memory),
+		HCASE(test_is_uuid),         HCASE(test_decode_ok),
+		HCASE(test_decode_rejects),  HCASE(test_row_params),
+		HCASE(test_insert_sql),      HCASE(test_row_roundtrip),
+		HCASE(test_row_wide_number), HCASE(test_row_numbers_kept),
+		HCASE(test_row_bad),         HCASE(test_query_defaults),
+		HCASE(test_query_filters),   HCASE(test_query_rejects),
+		HCASE(test_stats_query),     HCASE(test_stats_match_memory),
 		HCASE(test_migration),
 	};
 	return harness_main("store_auditlog", cases, HARNESS_N(cases));
