@@ -49,6 +49,44 @@ static json_t *num(double x)
 	return isfinite(x) ? json_real(x) : json_null();
 }
 
+/* The length of the valid UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing over U+10FFFF), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+	           : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+	           : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+	                                          : 0;
+	unsigned char lo = p[0] == 0xe0 ? 0xa0 : p[0] == 0xf0 ? 0x90 : 0x80;
+	unsigned char hi = p[0] == 0xed ? 0x9f : p[0] == 0xf4 ? 0x8f : 0xbf;
+	if (n < 2 || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+static int utf8_valid(const char *s)
+{
+	for (size_t n; *s; s += n)
+		if (!(n = utf8_seq((const unsigned char *)s)))
+			return 0;
+	return 1;
+}
+
+/* A message is JSON text: what is not UTF-8 in it (a station id from the
+ * bus, a key cut by a "%.64s" or by the buffer's end) becomes '?', or
+ * json_pack would refuse it and the answer would be lost. */
+static void utf8_clean(char *s)
+{
+	for (size_t n; *s; s += n ? n : 1)
+		if (!(n = utf8_seq((const unsigned char *)s)))
+			*s = '?';
+}
+
 static int fail(struct req *r, int status, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 static int fail(struct req *r, int status, const char *fmt, ...)
@@ -57,6 +95,7 @@ static int fail(struct req *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->err, sizeof(r->err), fmt, ap);
 	va_end(ap);
+	utf8_clean(r->err);
 	json_decref(r->reply);
 	r->reply = json_pack("{s:s}", "error", r->err);
 	return status;
@@ -496,6 +535,8 @@ static int station_id_ok(struct req *r)
 	const char *s = r->station;
 	if (strlen(s) >= DLM_CAP_ID_LEN)
 		return fail(r, 400, "station: longer than %d characters", DLM_CAP_ID_LEN - 1);
+	if (!utf8_valid(s))
+		return fail(r, 400, "station: not UTF-8");
 	for (; *s; s++)
 		if (*s == '/' || *s == '+' || *s == '#' || (unsigned char)*s < 0x20)
 			return fail(r, 400,

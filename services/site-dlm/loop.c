@@ -25,6 +25,7 @@ struct lstation {
 	int priority;
 	double demand_kw;   /* < 0: capability max */
 	double override_kw; /* an operator's cap (< 0: none) */
+	double override_a;  /* AC: that cap as given, in amps per phase (< 0: in kW) */
 	enum dlm_cap_type type;
 	struct dlm_phase_cfg ph; /* AC */
 	double cur[3];           /* AC: the setpoint now, station phases */
@@ -204,6 +205,26 @@ void dlm_loop_free(struct dlm_loop *l)
 
 /* ---- stations ---- */
 
+/* An AC override in amps, in kW with the station's present phases: under
+ * the IEC minimum it cannot run (a stop). */
+static double override_amps_kw(const struct lstation *s, double amps)
+{
+	return amps < DLM_IEC_MIN_A ? 0 : ac_kw_at(&s->ph, amps);
+}
+
+/* After a new capability: an override given in amps stays that many amps
+ * (a 16 A limit on a station now wired three-phase is 16 A per phase, not
+ * the kW of 16 A on one phase); on a station now DC it stays in kW. */
+static void override_refresh(struct lstation *s)
+{
+	if (s->override_a < 0)
+		return;
+	if (s->type == DLM_CAP_AC)
+		s->override_kw = override_amps_kw(s, s->override_a);
+	else
+		s->override_a = -1;
+}
+
 static int station_setup(struct dlm_loop *l, struct lstation *s, const struct dlm_cap *cap,
                          const struct dlm_loop_station_cfg *cfg)
 {
@@ -262,6 +283,7 @@ int dlm_loop_add_station(struct dlm_loop *l, const struct dlm_loop_station_cfg *
 			return V2G_ERR_INVAL;
 		*s = tmp;
 		s->sp.station = s->id;
+		override_refresh(s);
 		return 0;
 	}
 	s = calloc(1, sizeof(*s));
@@ -270,6 +292,7 @@ int dlm_loop_add_station(struct dlm_loop *l, const struct dlm_loop_station_cfg *
 	strcpy(s->id, cfg->id);
 	s->type = DLM_CAP_TYPE_UNSET;
 	s->override_kw = -1;
+	s->override_a = -1;
 	s->last_step_ms = NEVER;
 	s->meas_temp_c = NAN;
 	s->meas_soc = NAN;
@@ -363,6 +386,7 @@ int dlm_loop_set_override(struct dlm_loop *l, const char *id, double kw)
 	if (isnan(kw))
 		return V2G_ERR_INVAL;
 	s->override_kw = kw < 0 ? -1 : kw;
+	s->override_a = -1;
 	return 0;
 }
 
@@ -374,11 +398,11 @@ int dlm_loop_set_override_current(struct dlm_loop *l, const char *id, double amp
 	if (isnan(amps) || s->type != DLM_CAP_AC)
 		return V2G_ERR_INVAL;
 	if (amps < 0) {
-		s->override_kw = -1;
+		s->override_kw = s->override_a = -1;
 		return 0;
 	}
-	/* Under the IEC minimum the station cannot run: a stop. */
-	s->override_kw = amps < DLM_IEC_MIN_A ? 0 : ac_kw_at(&s->ph, amps);
+	s->override_a = amps;
+	s->override_kw = override_amps_kw(s, amps);
 	return 0;
 }
 
@@ -410,7 +434,7 @@ int dlm_loop_station_meter(struct dlm_loop *l, const char *id, double power_kw,
 	struct lstation *s = l ? find(l, id) : NULL;
 	if (!s)
 		return V2G_ERR_NOTFOUND;
-	if (!isfinite(power_kw))
+	if (!isfinite(power_kw) || fabs(power_kw) > DLM_METER_MAX_KW)
 		return V2G_ERR_INVAL;
 	s->meas_kw = power_kw;
 	s->has_meas = 1;

@@ -154,7 +154,10 @@ int dlm_loop_set_priority(struct dlm_loop *l, const char *id, int priority);
 int dlm_loop_set_override(struct dlm_loop *l, const char *id, double kw);
 /* The same for an AC station in amps per phase, converted with the
  * station's own phase configuration (amps under the IEC 6 A minimum give a
- * stop, amps < 0 release). V2G_ERR_INVAL for a DC station or NaN. */
+ * stop, amps < 0 release). The amps are kept: when the station is
+ * reconfigured with other phases the cap is converted again (16 A stays
+ * 16 A per phase); on a station reconfigured as DC the kW stay.
+ * V2G_ERR_INVAL for a DC station or NaN. */
 int dlm_loop_set_override_current(struct dlm_loop *l, const char *id, double amps);
 /* The station's override in kW, or -1 (none, or an unknown station). */
 double dlm_loop_override(const struct dlm_loop *l, const char *id);
@@ -164,12 +167,18 @@ double dlm_loop_override(const struct dlm_loop *l, const char *id);
 int dlm_loop_station_info(const struct dlm_loop *l, const char *id,
                           struct dlm_loop_station_cfg *out);
 
+/* The largest station power a meter may report (kW, either way). */
+#define DLM_METER_MAX_KW 10000.0
+
 /* A station meter reading at now_ms: power (kW, import > 0), phase currents
  * (may be NULL), cable temperature and SoC (NaN: unknown, the last known
  * is kept), status (e.g. "charging"; may be NULL). Feeds the site
  * (dlm_site_update_station), the fail-safe manager (heard) and a DC
  * charger's measurements. V2G_ERR_NOTFOUND for an unknown station,
- * V2G_ERR_INVAL for a NaN power. */
+ * V2G_ERR_INVAL for a power that is not finite or beyond
+ * +-DLM_METER_MAX_KW: a glitch no charger draws, which would also spoil the
+ * site's running sums of station power (their rounding at 1e20 loses every
+ * other station's kW, for good). */
 int dlm_loop_station_meter(struct dlm_loop *l, const char *id, double power_kw,
                            const double currents[3], double temp_c, double soc, const char *status,
                            int64_t now_ms);

@@ -26,6 +26,17 @@
 
 /* --- the running service ------------------------------------------------- */
 
+/* One cycle's SetpointBatch: built under mu (station ids copied out of the
+ * loop, which may drop a station once mu is released), sent after it, so
+ * that a slow gateway holds neither the REST operations nor the meters. */
+struct sp_batch {
+	size_t n, cap;
+	V2g__V1__Setpoint *v;
+	V2g__V1__Setpoint **pv;
+	V2g__V1__Phases *ph;
+	char (*ids)[DLM_CAP_ID_LEN];
+};
+
 struct dlm_service {
 	struct v2g_service *svc;
 	const struct dlm_settings *st;
@@ -39,6 +50,7 @@ struct dlm_service {
 	struct dlm_loop *loop;
 	struct dlm_setpoint *sp; /* cycle output, sp_cap entries */
 	size_t sp_cap;
+	struct sp_batch batch;  /* the cycle thread's */
 	struct dlm_ctl_ctx ctl; /* the REST operations (control.h), under mu */
 	struct v2g_audit_sink *audit;
 	struct v2g_breaker_registry *breakers;
@@ -197,7 +209,6 @@ static int apply_plan(struct dlm_service *s, const char *station, const struct d
 		                           .rotation = p->rotation,
 		                           .failsafe = NULL },
 	                            prev = sc;
-	double override_kw = -1;
 	int rc;
 
 	if (old) {
@@ -206,7 +217,6 @@ static int apply_plan(struct dlm_service *s, const char *station, const struct d
 			sc.demand_kw = prev.demand_kw;
 			prev.id = station;
 		}
-		override_kw = dlm_loop_override(s->loop, station);
 	}
 	rc = dlm_cap_discover(s->caps, station, "mqtt", p->profile,
 	                      plan_has_overrides(p) ? &p->ov : NULL, NULL);
@@ -228,8 +238,7 @@ static int apply_plan(struct dlm_service *s, const char *station, const struct d
 		}
 		return rc;
 	}
-	if (override_kw >= 0)
-		dlm_loop_set_override(s->loop, station, override_kw);
+	/* its operator override is kept by the loop (in amps if given so) */
 	return V2G_OK;
 }
 
@@ -308,8 +317,8 @@ static void feed_station(struct dlm_service *s, const V2g__V1__StationMeter *m, 
 {
 	if (!m->site || strcmp(m->site, s->site) != 0 || !m->station || !m->station[0])
 		return;
-	if (isnan(m->power_kw)) {
-		v2g_counter_inc(s->m_bad, "station_meter");
+	if (!isfinite(m->power_kw) || fabs(m->power_kw) > DLM_METER_MAX_KW) {
+		v2g_counter_inc(s->m_bad, "station_meter"); /* not learnt from either */
 		return;
 	}
 	if (!dlm_cap_get(s->caps, m->station)) {
@@ -395,21 +404,45 @@ static void *telemetry_main(void *arg)
 	return NULL;
 }
 
-static void send_setpoints(struct dlm_service *s, size_t n)
+static int grow_batch(struct sp_batch *b, size_t n)
 {
-	V2g__V1__Setpoint *v = calloc(n ? n : 1, sizeof(*v));
-	V2g__V1__Setpoint **pv = calloc(n ? n : 1, sizeof(*pv));
-	V2g__V1__Phases *ph = calloc(n ? n : 1, sizeof(*ph));
-	if (!v || !pv || !ph) {
+	if (n <= b->cap)
+		return 0;
+	void *v = realloc(b->v, n * sizeof(*b->v));
+	if (v)
+		b->v = v;
+	void *pv = realloc(b->pv, n * sizeof(*b->pv));
+	if (pv)
+		b->pv = pv;
+	void *ph = realloc(b->ph, n * sizeof(*b->ph));
+	if (ph)
+		b->ph = ph;
+	void *ids = realloc(b->ids, n * sizeof(*b->ids));
+	if (ids)
+		b->ids = ids;
+	if (!v || !pv || !ph || !ids)
+		return V2G_ERR_NOMEM;
+	b->cap = n;
+	return 0;
+}
+
+/* The cycle's setpoints s->sp[0..n) into s->batch, under mu. */
+static int prepare_setpoints(struct dlm_service *s, size_t n)
+{
+	struct sp_batch *b = &s->batch;
+	b->n = 0;
+	if (grow_batch(b, n)) {
 		v2g_counter_inc(s->m_send_fail, NULL);
-		goto out;
+		return V2G_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct dlm_setpoint *p = &s->sp[i];
-		v2g__v1__setpoint__init(&v[i]);
-		v[i].site = s->site;
-		v[i].station = (char *)p->station;
-		v[i].power_kw = p->power_kw;
+		V2g__V1__Setpoint *v = &b->v[i];
+		v2g__v1__setpoint__init(v);
+		snprintf(b->ids[i], sizeof(b->ids[i]), "%s", p->station);
+		v->site = s->site;
+		v->station = b->ids[i];
+		v->power_kw = p->power_kw;
 		if (p->type == DLM_CAP_AC) {
 			/* A single-phase station's L1 current is given on every
 			 * site phase: the station takes the one it is wired on
@@ -417,17 +450,35 @@ static void send_setpoints(struct dlm_service *s, size_t n)
 			 * stations are balanced: L1..L3 = A..C. */
 			const struct dlm_cap *cap = dlm_cap_get(s->caps, p->station);
 			int single = cap && cap->phases == 1;
-			v2g__v1__phases__init(&ph[i]);
-			ph[i].a = p->current_a[0];
-			ph[i].b = single ? p->current_a[0] : p->current_a[1];
-			ph[i].c = single ? p->current_a[0] : p->current_a[2];
-			v[i].phase_currents_a = &ph[i];
+			V2g__V1__Phases *ph = &b->ph[i];
+			v2g__v1__phases__init(ph);
+			ph->a = p->current_a[0];
+			ph->b = single ? p->current_a[0] : p->current_a[1];
+			ph->c = single ? p->current_a[0] : p->current_a[2];
+			v->phase_currents_a = ph;
 		}
-		pv[i] = &v[i];
+		b->pv[i] = v;
 	}
+	b->n = n;
+	return 0;
+}
+
+/* The send timeout of a batch: half a cycle, at most 500 ms (the socket
+ * has no buffer, so a send waits for the gateway's connection). */
+static int setpoint_timeout_ms(const struct dlm_service *s)
+{
+	int t = s->st->cycle_ms / 2;
+	return t > 500 ? 500 : t < 10 ? 10 : t;
+}
+
+/* s->batch to the gateway, outside mu. */
+static void send_setpoints(struct dlm_service *s)
+{
+	struct sp_batch *bt = &s->batch;
+	size_t n = bt->n;
 	V2g__V1__SetpointBatch b = V2G__V1__SETPOINT_BATCH__INIT;
 	b.n_setpoints = n;
-	b.setpoints = pv;
+	b.setpoints = bt->pv;
 	v2g_env env = V2G__V1__ENVELOPE__INIT;
 	env.body_case = V2G__V1__ENVELOPE__BODY_SETPOINTS;
 	env.setpoints = &b;
@@ -439,9 +490,9 @@ static void send_setpoints(struct dlm_service *s, size_t n)
 	int rc = v2g_breaker_allow(s->gw_breaker, t0);
 	if (rc) {
 		v2g_counter_inc(s->m_held, NULL);
-		goto out;
+		return;
 	}
-	rc = v2g_bus_send(s->gw_push, &env, 500);
+	rc = v2g_bus_send(s->gw_push, &env, setpoint_timeout_ms(s));
 	atomic_store(&s->last_push_ms, v2g_mono_ms());
 	int64_t t1 = v2g_now_ms();
 	if (rc) {
@@ -459,10 +510,6 @@ static void send_setpoints(struct dlm_service *s, size_t n)
 		        "site=%s breaker gateway_setpoints %s -> %s%s", s->site,
 		        v2g_breaker_state_name(before), v2g_breaker_state_name(after),
 		        after == V2G_BREAKER_OPEN ? ": setpoints held back until it resets" : "");
-out:
-	free(v);
-	free(pv);
-	free(ph);
 }
 
 /* SiteCapacity to the dispatch engine (bus.dispatch_in), outside mu. */
@@ -534,10 +581,11 @@ static void run_cycle(struct dlm_service *s)
 	          s->site, (unsigned long long)ls->cycles, ls->stations, ls->site_load_kw,
 	          ls->site_limit_kw, avail, ls->setpoint_kw, ls->shed_level, ls->binding);
 	dlm_control_after_cycle(&s->ctl, v2g_mono_ms());
-	if (n > 0)
-		send_setpoints(s, n);
+	int have = n > 0 && prepare_setpoints(s, n) == 0;
 	double limit = ls->site_limit_kw, load = ls->site_load_kw;
 	pthread_mutex_unlock(&s->mu);
+	if (have)
+		send_setpoints(s);
 	send_capacity(s, avail, limit, load);
 }
 
@@ -681,6 +729,15 @@ int dlm_service_start(struct dlm_service **out, struct v2g_service *svc,
 	    (rc = v2g_bus_open(&s->gw_push, V2G_BUS_PUSH, c->bus_gateway_in, 0)) ||
 	    (rc = v2g_bus_open(&s->cap_push, V2G_BUS_PUSH, c->bus_dispatch_in, 0)))
 		goto fail;
+	/* Unbuffered: a send succeeds only when the gateway's (the dispatch
+	 * engine's) connection takes it. Buffered, a peer that is away would
+	 * neither fail a send (no breaker, no failure counted) nor miss a
+	 * batch: on its return it would get up to 1024 stale ones first. */
+	if (nng_socket_set_int(s->gw_push, NNG_OPT_SENDBUF, 0) ||
+	    nng_socket_set_int(s->cap_push, NNG_OPT_SENDBUF, 0)) {
+		rc = V2G_ERR_IO;
+		goto fail;
+	}
 	v2g_health_add(svc->health, "control-cycle", 1, cycle_probe, s);
 	/* Meters published before the subscription is up are lost. */
 	v2g_health_add(svc->health, "telemetry-subscription", 1, v2g_health_bus_connected,
@@ -728,8 +785,9 @@ void dlm_service_stop(struct dlm_service *s)
 	if (s->threads >= 1)
 		pthread_join(s->tel_thread, NULL);
 	v2g_bus_peers_free(s->tel_peers);
-	/* Let the PUSH sockets deliver the last batch before closing: only
-	 * what was sent in the last 100 ms may still be there. */
+	/* Let the PUSH sockets' connections finish writing the last batch
+	 * before closing: only what was sent in the last 100 ms may not be
+	 * written yet. */
 	int64_t last = atomic_load(&s->last_push_ms);
 	int64_t left = last ? last + 100 - v2g_mono_ms() : 0;
 	if (left > 0)
@@ -747,6 +805,10 @@ void dlm_service_stop(struct dlm_service *s)
 	dlm_shed_free(s->shed);
 	dlm_site_free(s->dsite);
 	free(s->sp);
+	free(s->batch.v);
+	free(s->batch.pv);
+	free(s->batch.ph);
+	free(s->batch.ids);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->stop_mu);
 	pthread_cond_destroy(&s->stop_cv);

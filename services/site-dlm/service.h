@@ -9,7 +9,10 @@
  * circuit breaker (3 failed sends open it, held batches are counted; it
  * tries again after 10 s), then one SiteCapacity (dlm_loop_available_kw,
  * the site's limit and load, wall-clock ts_ms) to bus.dispatch_in (20 ms
- * send timeout; failures counted). The REP server on bus.dlm answers Ping
+ * send timeout; failures counted). Both PUSH sockets are unbuffered: a
+ * send fails when the peer is away (a setpoint batch waits half a cycle,
+ * at most 500 ms), and nothing stale is queued for its return. Both sends
+ * happen after the cycle has released the mutex. The REP server on bus.dlm answers Ping
  * and DlmRequest -> DlmReply: the DLM REST routes the api-gateway relays
  * (control.h; anything else: Error 400). All three take one mutex around
  * the loop and the modules it borrows.

@@ -208,16 +208,17 @@ static int apply(const struct field *t, size_t nt, json_t *obj, char *base, int 
 /* --- service --------------------------------------------------------- */
 
 #define SV(f) offsetof(struct dlm_service_cfg, f)
+/* The upper bounds are the config file's (dlm.service.* in settings.c). */
 static const struct field service_fields[] = {
-	{ "max_power_kw", K_NUM, 0, 0, INFINITY, 1, SV(max_power_kw), 0, NULL },
-	{ "max_current_a", K_NUM, 0, 0, INFINITY, 1, SV(max_current_a), 0, NULL },
-	{ "voltage", K_NUM, 0, 0, INFINITY, 1, SV(voltage_v), 0, NULL },
+	{ "max_power_kw", K_NUM, 0, 0, 1e6, 1, SV(max_power_kw), 0, NULL },
+	{ "max_current_a", K_NUM, 0, 0, 1e5, 1, SV(max_current_a), 0, NULL },
+	{ "voltage", K_NUM, 0, 0, 1e5, 1, SV(voltage_v), 0, NULL },
 	{ "phases", K_PHASES, 0, 0, 0, 0, SV(phases), 0, NULL },
 	{ "nec625_factor", K_NUM, 0, 0, 1, 1, SV(nec625_factor), 0, NULL },
 	{ "max_imbalance", K_NUM, 0, 0, 1, 0, SV(max_imbalance), 0, NULL },
 	{ "min_power_factor", K_NUM, 0, 0, 1, 0, SV(min_power_factor), 0, NULL },
-	{ "frequency_hz", K_NUM, 0, 0, INFINITY, 1, SV(frequency_hz), 0, NULL },
-	{ "frequency_tolerance_hz", K_NUM, 0, 0, INFINITY, 1, SV(frequency_tolerance_hz), 0, NULL },
+	{ "frequency_hz", K_NUM, 0, 0, 1000, 1, SV(frequency_hz), 0, NULL },
+	{ "frequency_tolerance_hz", K_NUM, 0, 0, 1000, 1, SV(frequency_tolerance_hz), 0, NULL },
 };
 #define N_SERVICE (sizeof(service_fields) / sizeof(service_fields[0]))
 

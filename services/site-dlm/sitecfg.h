@@ -17,10 +17,11 @@
  * id of 1-63 characters". The config file's reader prefixes its own path
  * ("dlm.feeders[1].breaker_rating_a: ..."). Parsers never log.
  *
- * Service ("any subset, merged"): max_power_kw (> 0), max_current_a (> 0),
- * voltage (> 0), phases (1 | 3), nec625_factor ((0, 1]), max_imbalance
- * ([0, 1]), min_power_factor ([0, 1]), frequency_hz (> 0),
- * frequency_tolerance_hz (> 0).
+ * Service ("any subset, merged"): max_power_kw ((0, 1e6]), max_current_a
+ * ((0, 1e5]), voltage ((0, 1e5]), phases (1 | 3), nec625_factor ((0, 1]),
+ * max_imbalance ([0, 1]), min_power_factor ([0, 1]), frequency_hz
+ * ((0, 1000]), frequency_tolerance_hz ((0, 1000]); the upper bounds are
+ * the config file's dlm.service ones.
  *
  * Feeder: id (required), name, breaker_rating_a (required, > 0),
  * cable_ampacity_a (required, > 0), phases (required, 1 | 3), max_current_a

@@ -17,6 +17,7 @@
 #include "v2g/config.h"
 #include "v2g/err.h"
 #include "v2g/health.h"
+#include "v2g/metrics.h"
 #include "v2g/timeutil.h"
 
 #define MAX_EV 64
@@ -611,6 +612,48 @@ static void test_service_configure(void)
 	fx_fini(&x);
 }
 
+/* Error messages quote what was sent: cut inside a multi-byte character
+ * (a "%.64s", a 40-byte key in sitecfg) or not UTF-8 at all (a station id
+ * from the bus), they are still answered as JSON, and a station id that is
+ * not UTF-8 is never created. */
+static void test_errors_stay_utf8(void)
+{
+	struct fx x;
+	json_t *r;
+	char key[160], body[256];
+	fx_init(&x);
+
+	/* "x" then 40 two-byte characters: every cut at an even length splits one. */
+	strcpy(key, "x");
+	for (int i = 0; i < 40; i++)
+		strcat(key, "\xc3\xa9");
+	snprintf(body, sizeof(body), "{\"%s\":1}", key);
+	CHECK_INT(call(&x, "shedding_configure", NULL, body, &r), 400);
+	CHECK(strncmp(json_string_value(json_object_get(r, "error")), "x\xc3\xa9", 3) == 0);
+	json_decref(r);
+	CHECK_INT(x.nev, 1); /* the refusal is audited too */
+	CHECK_INT(call(&x, "service_configure", NULL, body, NULL), 400);
+	CHECK_INT(x.nev, 2);
+	snprintf(body, sizeof(body), "{\"phases\":{\"%.19s\":16}}", key);
+	CHECK_INT(call(&x, "phase_currents", "ac3", body, NULL), 400);
+	snprintf(body, sizeof(body), "{\"overrides\":{\"features\":{\"%s\":true}}}", key);
+	CHECK_INT(call(&x, "discover", "ac3", body, NULL), 400);
+
+	CHECK_INT(call(&x, "capabilities", "\xff\xfe", NULL, &r), 404);
+	CHECK(strncmp(json_string_value(json_object_get(r, "error")), "no such station: ", 17) ==
+	      0);
+	json_decref(r);
+	CHECK_INT(call(&x, "dc_power", "d\xc3", "{\"power_kw\":1}", NULL), 404);
+	CHECK_400(&x, "discover", "bad\xff", "{}", "station");
+	CHECK_400(&x, "discover", "bad\xed\xa0\x80", "{}", "station"); /* a surrogate */
+	CHECK_INT(dlm_loop_station_count(x.loop), 3);
+	CHECK(dlm_cap_get(x.caps, "bad\xff") == NULL);
+	/* Good UTF-8 is a good id. */
+	CHECK_INT(call(&x, "discover", "borne-\xc3\xa9t\xc3\xa9", "{}", NULL), 200);
+	CHECK_INT(dlm_loop_station_count(x.loop), 4);
+	fx_fini(&x);
+}
+
 static json_t *find_id(json_t *arr, const char *id)
 {
 	size_t i;
@@ -934,18 +977,116 @@ static void test_service_over_the_bus(void)
 	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
 }
 
+/* One DlmRequest op over the bus; the reply body parsed (NULL on failure). */
+static json_t *bus_op(struct v2g_bus_client *cl, const char *op)
+{
+	V2g__V1__DlmRequest q = V2G__V1__DLM_REQUEST__INIT;
+	q.op = (char *)op;
+	q.station = "";
+	q.body_json = "";
+	v2g_env req = V2G__V1__ENVELOPE__INIT, *rep = NULL;
+	req.body_case = V2G__V1__ENVELOPE__BODY_DLM_REQUEST;
+	req.dlm_request = &q;
+	json_t *j = NULL;
+	if (v2g_bus_call(cl, &req, &rep, 3000) == 0 && rep && rep->dlm_reply)
+		j = json_loads(rep->dlm_reply->body_json, 0, NULL);
+	v2g_env_free(rep);
+	return j;
+}
+
+/* With a station under control and neither the vehicle gateway nor the
+ * dispatch engine listening, the sends fail (nothing is queued for their
+ * return): the gateway_setpoints breaker opens after 3 of them and the
+ * SiteCapacity failures are counted; the REST ops keep answering. */
+static void test_peers_away(void)
+{
+	unsetenv("MAX_GRID_CAPACITY_KW");
+	unsetenv("MAX_SERVICE_CURRENT");
+	struct dlm_settings st;
+	char err[256];
+	memset(&st, 0, sizeof(st));
+	CHECK_INT(v2g_config_load(NULL, dlm_settings_items, dlm_settings_n, &st, err, sizeof(err)),
+	          0);
+	st.cycle_ms = 50;
+	CHECK_INT(dlm_settings_check(&st, NULL, err, sizeof(err)), 0);
+
+	char a_dlm[96], a_store[96], a_disp[96], a_tel[96], a_gw[96];
+	int pid = (int)getpid();
+	snprintf(a_dlm, sizeof(a_dlm), "ipc:///tmp/v2g-away-test-%d-dlm", pid);
+	snprintf(a_store, sizeof(a_store), "ipc:///tmp/v2g-away-test-%d-store", pid);
+	snprintf(a_disp, sizeof(a_disp), "ipc:///tmp/v2g-away-test-%d-disp", pid);
+	snprintf(a_tel, sizeof(a_tel), "ipc:///tmp/v2g-away-test-%d-tel", pid);
+	snprintf(a_gw, sizeof(a_gw), "ipc:///tmp/v2g-away-test-%d-gw", pid);
+	struct v2g_service svc;
+	memset(&svc, 0, sizeof(svc));
+	svc.name = "site-dlm";
+	svc.common.bus_dlm = a_dlm;
+	svc.common.bus_store_in = a_store;
+	svc.common.bus_dispatch_in = a_disp;
+	svc.common.bus_telemetry = a_tel;
+	svc.common.bus_gateway_in = a_gw;
+	svc.health = v2g_health_new("site-dlm", 1000);
+
+	struct v2g_metric *cap_fail = v2g_counter("dlm_capacity_send_failures_total", "", NULL);
+	double cap_fail0 = v2g_metric_value(cap_fail, NULL);
+	nng_socket tel;
+	CHECK_INT(v2g_bus_open(&tel, V2G_BUS_PUB, a_tel, 1), 0);
+	struct dlm_service *ds = NULL;
+	CHECK_INT(dlm_service_start(&ds, &svc, &st), 0);
+	struct v2g_bus_client *cl = NULL;
+	CHECK_INT(v2g_bus_client_open(&cl, a_dlm), 0);
+
+	V2g__V1__StationMeter sm = V2G__V1__STATION_METER__INIT;
+	sm.site = st.site;
+	sm.station = "ac-01";
+	sm.power_kw = 0;
+	sm.temperature_c = NAN;
+	sm.soc = NAN;
+	sm.kind = "ac";
+	sm.phases = 3;
+	V2g__V1__StationMeter *smp = &sm;
+	V2g__V1__MeterBatch mb = V2G__V1__METER_BATCH__INIT;
+	mb.n_stations = 1;
+	mb.stations = &smp;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	env.body_case = V2G__V1__ENVELOPE__BODY_METERS;
+	env.meters = &mb;
+
+	const char *state = "";
+	json_t *j = NULL;
+	for (int tries = 0; tries < 100 && strcmp(state, "OPEN") != 0; tries++) {
+		CHECK_INT(v2g_bus_send(tel, &env, 100), 0);
+		usleep(50 * 1000);
+		json_decref(j);
+		j = bus_op(cl, "circuit_breakers");
+		state = json_string_value(json_object_get(
+		        json_array_get(json_object_get(j, "breakers"), 0), "state"));
+		if (!state)
+			state = "";
+	}
+	CHECK_STR(state, "OPEN");
+	json_decref(j);
+	j = bus_op(cl, "status");
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "stations"), "total")), 1);
+	json_decref(j);
+	CHECK(v2g_metric_value(cap_fail, NULL) >= cap_fail0 + 3);
+
+	v2g_bus_client_close(cl);
+	dlm_service_stop(ds);
+	nng_close(tel);
+	v2g_health_free(svc.health);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_read_ops),
-		HCASE(test_phase_currents),
-		HCASE(test_dc_power),
-		HCASE(test_discover),
-		HCASE(test_shedding_configure),
-		HCASE(test_service_configure),
-		HCASE(test_feeder_and_transformer_configure),
-		HCASE(test_cycle_events),
-		HCASE(test_service_over_the_bus),
+		HCASE(test_read_ops),           HCASE(test_phase_currents),
+		HCASE(test_dc_power),           HCASE(test_discover),
+		HCASE(test_shedding_configure), HCASE(test_service_configure),
+		HCASE(test_errors_stay_utf8),   HCASE(test_feeder_and_transformer_configure),
+		HCASE(test_cycle_events),       HCASE(test_service_over_the_bus),
+		HCASE(test_peers_away),
 	};
 	return harness_main("site-dlm-control", cases, HARNESS_N(cases));
 }

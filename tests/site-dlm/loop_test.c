@@ -712,17 +712,105 @@ static void test_rediscovered_limits(void)
 	fx_fini(&x);
 }
 
+/* An operator's limit in amps stays that many amps when the station is
+ * rediscovered with other phases: 16 A on a single-phase charger later
+ * planned three-phase is 16 A per phase (not its 3.68 kW, which is under
+ * the three-phase 6 A minimum: a stop), and 10 A on a three-phase one later
+ * single-phase is 10 A (not 6.9 kW = 30 A). A limit in kW stays in kW. */
+static void test_override_amps_survive_rediscovery(void)
+{
+	struct fx x;
+	struct dlm_loop_station_cfg sc;
+	fx_init(&x, NULL, 0);
+	for (int i = 0; i < NST; i++)
+		CHECK_INT(dlm_loop_set_demand(x.loop, IDS[i], (i == 0 || i == 4) ? -1 : 0), 0);
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac1", 16), 0); /* single-phase */
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac5", 10), 0); /* three-phase */
+	CHECK_INT(dlm_cap_discover(x.caps, "ac1", "ocpp", "ac_level2_three", NULL, NULL), 0);
+	CHECK_INT(dlm_loop_station_info(x.loop, "ac1", &sc), 0);
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	CHECK_INT(dlm_cap_discover(x.caps, "ac5", "ocpp", "ac_level2_single", NULL, NULL), 0);
+	CHECK_INT(dlm_loop_station_info(x.loop, "ac5", &sc), 0);
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac1"), 3 * 230 * 16 / 1000.0, 1e-9);
+	for (int c = 0; c < 30; c++)
+		fx_step(&x);
+	for (int p = 0; p < 3; p++)
+		CHECK_NEAR(x.sp[0].current_a[p], 16, 1e-6);
+	CHECK_NEAR(x.sp[4].current_a[0], 10, 1e-6);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac5"), 240 * 10 / 1000.0, 1e-9);
+	/* Released after that: no cap. */
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac1", -1), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac1"), -1, 0);
+	/* A kW limit (set after amps) is not converted again; nor is an amps
+	 * limit on a station that turns DC. */
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac5", 20), 0);
+	CHECK_INT(dlm_loop_set_override(x.loop, "ac5", 2.4), 0);
+	CHECK_INT(dlm_cap_discover(x.caps, "ac5", "ocpp", "ac_level2_three", NULL, NULL), 0);
+	CHECK_INT(dlm_loop_station_info(x.loop, "ac5", &sc), 0);
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac5"), 2.4, 1e-9);
+	CHECK_INT(dlm_loop_set_override_current(x.loop, "ac5", 10), 0);
+	CHECK_INT(dlm_cap_discover(x.caps, "ac5", "ocpp", "dcfc_ccs_medium", NULL, NULL), 0);
+	CHECK_INT(dlm_loop_station_info(x.loop, "ac5", &sc), 0);
+	CHECK_INT(dlm_loop_add_station(x.loop, &sc, x.now), 0);
+	CHECK_NEAR(dlm_loop_override(x.loop, "ac5"), 6.9, 1e-9);
+	fx_fini(&x);
+}
+
+/* A meter glitch (a power no charger draws) is refused: taken, it would
+ * stay in the site's running sums, whose rounding at 1e20 loses every other
+ * station's kW (the feeder's load, unmetered, would read low for good). */
+static void test_meter_glitch_refused(void)
+{
+	struct fx x;
+	struct dlm_headroom h0, h1;
+	fx_init(&x, NULL, 0);
+	for (int c = 0; c < 5; c++)
+		fx_step(&x);
+	for (int i = 0; i < 8; i++)
+		CHECK_INT(dlm_loop_station_meter(x.loop, IDS[i], 3.5 + i, NULL, NAN, NAN,
+		                                 "charging", x.now),
+		          0);
+	CHECK_INT(dlm_site_feeder_available(x.site, "F-AC", &h0), 0);
+	CHECK_NEAR(h0.load_kw, 8 * 3.5 + 28, 1e-9);
+	CHECK_INT(dlm_loop_station_meter(x.loop, "ac5", 1e20, NULL, NAN, NAN, "charging", x.now),
+	          V2G_ERR_INVAL);
+	CHECK_INT(dlm_loop_station_meter(x.loop, "ac5", -1e20, NULL, NAN, NAN, "charging", x.now),
+	          V2G_ERR_INVAL);
+	CHECK_INT(
+	        dlm_loop_station_meter(x.loop, "ac5", INFINITY, NULL, NAN, NAN, "charging", x.now),
+	        V2G_ERR_INVAL);
+	CHECK_INT(dlm_loop_station_meter(x.loop, "ac5", 3.5 + 4, NULL, NAN, NAN, "charging", x.now),
+	          0);
+	CHECK_INT(dlm_site_feeder_available(x.site, "F-AC", &h1), 0);
+	CHECK_NEAR(h1.load_kw, h0.load_kw, 1e-9);
+	/* A big charger is not a glitch: V2G export included. */
+	CHECK_INT(dlm_loop_station_meter(x.loop, "dc2", -350, NULL, NAN, NAN, "charging", x.now),
+	          0);
+	fx_fini(&x);
+}
+
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_steady_state_within_limits), HCASE(test_overload_cleared_in_one_cycle),
-		HCASE(test_hysteresis_no_flapping),     HCASE(test_failsafe_silent_station),
-		HCASE(test_feeder_limit_binds),         HCASE(test_transformer_limit_binds),
-		HCASE(test_phase_imbalance_limited),    HCASE(test_dc_ramped_not_stepped),
-		HCASE(test_ac_ramp_and_priority),       HCASE(test_min_current_stops_instead),
-		HCASE(test_available_and_status),       HCASE(test_override_caps_station),
-		HCASE(test_rediscovered_limits),        HCASE(test_dc_start_at_minimum),
+		HCASE(test_steady_state_within_limits),
+		HCASE(test_overload_cleared_in_one_cycle),
+		HCASE(test_hysteresis_no_flapping),
+		HCASE(test_failsafe_silent_station),
+		HCASE(test_feeder_limit_binds),
+		HCASE(test_transformer_limit_binds),
+		HCASE(test_phase_imbalance_limited),
+		HCASE(test_dc_ramped_not_stepped),
+		HCASE(test_ac_ramp_and_priority),
+		HCASE(test_min_current_stops_instead),
+		HCASE(test_available_and_status),
+		HCASE(test_override_caps_station),
+		HCASE(test_rediscovered_limits),
+		HCASE(test_dc_start_at_minimum),
 		HCASE(test_balance_stops_fewest),
+		HCASE(test_override_amps_survive_rediscovery),
+		HCASE(test_meter_glitch_refused),
 	};
 	return harness_main("site-dlm-loop", cases, HARNESS_N(cases));
 }

@@ -76,7 +76,15 @@ static void bad_service(int line, const char *text, const char *msg)
 
 static void test_service_bad(void)
 {
-	BAD_SERVICE("{\"max_power_kw\":0}", "max_power_kw: must be > 0, got 0");
+	BAD_SERVICE("{\"max_power_kw\":0}", "max_power_kw: must be > 0 and <= 1e+06, got 0");
+	/* no more than the config file takes (settings.c): a huge entrance
+	 * would reach the dispatch engine as huge available capacity */
+	BAD_SERVICE("{\"max_power_kw\":1e308}", "max_power_kw: must be > 0 and <= 1e+06");
+	BAD_SERVICE("{\"max_current_a\":100001}", "max_current_a: must be > 0 and <= 100000");
+	BAD_SERVICE("{\"voltage\":1e300}", "voltage: must be > 0 and <= 100000");
+	BAD_SERVICE("{\"frequency_hz\":1001}", "frequency_hz: must be > 0 and <= 1000");
+	BAD_SERVICE("{\"frequency_tolerance_hz\":1e200}",
+	            "frequency_tolerance_hz: must be > 0 and <= 1000");
 	BAD_SERVICE("{\"max_power_kw\":-5}", "max_power_kw: must be > 0");
 	BAD_SERVICE("{\"max_power_kw\":\"250\"}", "max_power_kw: must be a number");
 	BAD_SERVICE("{\"max_power_kw\":null}", "max_power_kw: must be a number");
