@@ -17,7 +17,7 @@ import subprocess
 import pytest
 import requests
 
-from e2elib import LoneService, iso_ms, now_ms, unique, wait_for
+from e2elib import LoneService, iso_ms, mqtt_publish, now_ms, unique, wait_for
 from test_dlm import DEMO, SiteWatch
 
 TOKEN = "e2e-lone-token"  # LoneService's K_API__TOKEN
@@ -246,3 +246,38 @@ def test_feeder_and_shedding_configured_at_run_time(stack, ctl):
     assert k["dlm.shedding.upper_threshold"]["details"] == {"old": 0.95, "new": 0.97}
     assert k["dlm.feeders.F-DC"]["details"]["old"] is None
     assert k["dlm.feeders.F-DC"]["details"]["new"]["max_power_kw"] == 90
+
+
+def test_operator_capability_kept_over_the_first_announcement(stack, ctl):
+    """A station an operator adds (capabilities/discover) before its first
+    meter keeps the operator's capability when that meter announces other
+    attributes: the first announcement is the baseline; a later change (here
+    a priority) is applied, and a priority change alone re-plans nothing."""
+    sid = "op-01"
+    r = ctl.api("POST", "/api/stations/%s/capabilities/discover" % sid,
+                {"profile": "ac_level2_single", "priority": 9})
+    assert r.status_code == 200, r.text
+    topic = "site/%s/station/%s/meter" % (ctl.site, sid)
+
+    def meter(priority):
+        return json.dumps({"power_kw": 3.0, "current_a": {"A": 13.0, "B": 0.0, "C": 0.0},
+                           "status": "charging", "kind": "ac", "phases": 3, "max_kw": 22,
+                           "priority": priority})
+
+    mqtt_publish(ctl.watch.c, topic, meter(2))
+
+    def station():
+        r = ctl.api("GET", "/api/dlm/status")
+        assert r.status_code == 200, r.text
+        return next((s for s in r.json()["station_list"] if s["id"] == sid), None)
+
+    # the first announcement changes nothing the operator set
+    wait_for(lambda: station() is not None, 10, desc="%s in the loop" % sid)
+    mqtt_publish(ctl.watch.c, topic, meter(2))
+    # then a change of priority is applied (which also shows the meters arrive)
+    mqtt_publish(ctl.watch.c, topic, meter(3))
+    wait_for(lambda: (station() or {}).get("priority") == 3, 10,
+             desc="%s's announced priority change applied" % sid)
+    r = ctl.api("GET", "/api/capabilities/%s" % sid)
+    assert r.status_code == 200, r.text
+    assert r.json()["profile"] == "ac_level2_single", r.json()

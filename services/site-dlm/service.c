@@ -278,8 +278,15 @@ static void relearn_station(struct dlm_service *s, const V2g__V1__StationMeter *
 	struct dlm_station_plan p;
 
 	meter_shape(m, &sh);
-	if (dlm_learned_get(s->learned, m->station, &last))
-		memset(&last, 0, sizeof(last)); /* known through another path */
+	if (dlm_learned_get(s->learned, m->station, &last)) {
+		/* Added by an operator (capabilities/discover) before its first
+		 * meter: that announcement is the baseline; only a later change
+		 * re-plans the station (see service.h). */
+		if (dlm_learned_put(s->learned, m->station, &sh.ann))
+			v2g_warn("DLM-STATION-NOMEM", "site=%s station=%s: its announcement is not kept",
+			         s->site, m->station);
+		return;
+	}
 	unsigned diff = dlm_announce_diff(&last, &sh.ann);
 	if (!diff)
 		return;
