@@ -100,6 +100,18 @@ def test_logs_filters(stack, done):
     assert did not in ids(logs(stack, vehicle_id=v1, end=fmt(started - hour)))
     assert len(logs(stack, limit=1)) <= 1
 
+    # times outside what the store holds (1970..9999): an end at or before
+    # the epoch selects nothing (not "no end": every log), a start before it
+    # or an end after 9999 is no bound (not a 400 naming an internal field)
+    assert logs(stack, end="1970-01-01T00:00:00Z") == []
+    assert logs(stack, end="1970-01-01T01:00:00+01:00", vehicle_id=v1) == []
+    assert logs(stack, start="1900-01-01T00:00:00Z", end="1969-07-20T20:17:40Z") == []
+    assert logs(stack, start="9999-12-31T23:30:00-01:00") == []
+    assert did in ids(logs(stack, vehicle_id=v1, start="1900-01-01T00:00:00Z"))
+    assert did in ids(logs(stack, vehicle_id=v1, start="1970-01-01T00:00:00Z",
+                           end=fmt(started + hour)))
+    assert did in ids(logs(stack, vehicle_id=v1, end="9999-12-31T23:59:59-01:00"))
+
 
 BAD_FILTERS = [
     ({"limit": "0"}, "limit"),

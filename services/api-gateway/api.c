@@ -490,6 +490,10 @@ static int logs_get(struct req *r)
 
 	if (api_log_query_parse(r->ri->query_string, &q, err, sizeof(err)))
 		return reply_error(r, 400, err);
+	if (q.none) { /* before 1970 or after 9999: the store holds nothing there */
+		V2g__V1__LogReply empty = V2G__V1__LOG_REPLY__INIT;
+		return reply_json(r, 200, api_render_logs(&empty));
+	}
 	lq.start_ms = q.has_start ? q.start_ms : 0;
 	lq.end_ms = q.has_end ? q.end_ms : 0;
 	lq.vehicle_id = q.vehicle_id;

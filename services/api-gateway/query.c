@@ -163,6 +163,23 @@ static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigne
 	return 0;
 }
 
+/* Brings the bounds asked for to the store's range, where a bound of 0
+ * reads "no bound": sets *none when nothing the store can hold matches (an
+ * end at or before the epoch, a start after API_STORE_MS_MAX), drops a
+ * bound that lets everything of the range through (a start at or before
+ * the epoch, an end after API_STORE_MS_MAX). Call after the order of the
+ * bounds was checked on what was asked. */
+static void to_store_range(int64_t start_ms, int *has_start, int64_t end_ms, int *has_end,
+                           int *none)
+{
+	if ((*has_end && end_ms <= 0) || (*has_start && start_ms > API_STORE_MS_MAX))
+		*none = 1;
+	if (*has_start && start_ms <= 0)
+		*has_start = 0;
+	if (*has_end && end_ms > API_STORE_MS_MAX)
+		*has_end = 0;
+}
+
 enum { P_START, P_END, P_VEHICLE, P_TYPE, P_LIMIT, P_COUNT };
 static const char *const param_names[P_COUNT] = { "start", "end", "vehicle_id", "signal_type",
 	                                          "limit" };
@@ -189,6 +206,7 @@ int api_log_query_parse(const char *qs, struct api_log_query *q, char *err, size
 		return rc;
 	if (q->has_start && q->has_end && q->start_ms > q->end_ms)
 		return fail(err, errlen, "end", "must not be before start");
+	to_store_range(q->start_ms, &q->has_start, q->end_ms, &q->has_end, &q->none);
 
 	rc = param_value(&raw[P_VEHICLE], "vehicle_id", buf, sizeof(buf), id_why, err, errlen);
 	if (rc)
@@ -280,13 +298,7 @@ int api_audit_query_parse(const char *qs, struct api_audit_query *q, char *err, 
 	if (q->has_start && q->has_end && q->start_ms >= q->end_ms)
 		return fail(err, errlen, raw[A_END_DATE].p ? "endDate" : "end",
 		            "must come after the start");
-	/* To the store's range (where 0 would read "no bound"). */
-	if ((q->has_end && q->end_ms <= 0) || (q->has_start && q->start_ms > API_AUDIT_MS_MAX))
-		q->none = 1;
-	if (q->has_start && q->start_ms <= 0)
-		q->has_start = 0;
-	if (q->has_end && q->end_ms > API_AUDIT_MS_MAX)
-		q->has_end = 0;
+	to_store_range(q->start_ms, &q->has_start, q->end_ms, &q->has_end, &q->none);
 	if ((rc = param_value(&raw[A_LIMIT], "limit", buf, sizeof(buf), limit_why, err, errlen)))
 		return rc;
 	if (buf[0] && parse_uint(buf, 1, V2G_AUDIT_QUERY_MAX_LIMIT, &q->limit))

@@ -26,25 +26,32 @@ int api_id_valid(const char *s);
 #define API_LOGS_LIMIT_DEFAULT 100
 #define API_LOGS_LIMIT_MAX     1000
 
-/* A validated GET /api/dispatch/logs query. */
+/* The times the store holds (dispatch decisions, the audit log):
+ * 1970-01-01T00:00:00Z up to 9999-12-31T23:59:59.999Z (it refuses bounds
+ * outside; a bound of 0 in its queries means none). */
+#define API_STORE_MS_MAX 253402300799999LL
+
+/* A validated GET /api/dispatch/logs query, its bounds as the store takes
+ * them: within 1..API_STORE_MS_MAX when present (the LogQuery's 0 means no
+ * bound). */
 struct api_log_query {
 	int64_t start_ms, end_ms; /* valid when has_start / has_end */
 	int has_start, has_end;
+	int none;                        /* 1: no dispatch the store can hold matches (answer []) */
 	char vehicle_id[API_ID_MAX + 1]; /* "" = any vehicle */
 	int signal_type;                 /* -1 = any */
 	unsigned limit;                  /* 1..API_LOGS_LIMIT_MAX */
 };
 
 /* GET /api/dispatch/logs: start, end (RFC 3339), vehicle_id, signal_type
- * and limit. Returns 0 or V2G_ERR_INVAL with err set. */
+ * and limit. An end before the start is refused. A bound beyond what the
+ * store holds is no bound (start=1900-01-01T00:00:00Z); a range wholly
+ * outside it sets none (an end at or before 1970-01-01T00:00:00Z, a start
+ * after 9999). Returns 0 or V2G_ERR_INVAL with err set. */
 int api_log_query_parse(const char *qs, struct api_log_query *q, char *err, size_t errlen);
 
-/* The times the store's audit log holds: 1970-01-01T00:00:00Z up to
- * 9999-12-31T23:59:59.999Z (it refuses events outside). */
-#define API_AUDIT_MS_MAX 253402300799999LL
-
 /* A validated GET /api/audit/logs query, its bounds as the store takes
- * them: within 1..API_AUDIT_MS_MAX when present (the AuditQuery's 0 means
+ * them: within 1..API_STORE_MS_MAX when present (the AuditQuery's 0 means
  * no bound). */
 struct api_audit_query {
 	char category[32];        /* "" = any; else a v2g_audit_category name */

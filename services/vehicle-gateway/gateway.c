@@ -52,6 +52,7 @@ struct cmd_batch {
 	atomic_int reported;
 	_Atomic int64_t last_ms;
 	int64_t start_mono;
+	int expired;                   /* too late to publish: every command failed, logged apart */
 	struct cmd_batch *prev, *next; /* live list, under g->bmu */
 };
 
@@ -131,12 +132,13 @@ struct vgw_gateway {
 	struct cmd_batch *live;
 	struct setpoint_ctx setpoint_ctx;
 
-	struct rate_log bad_payload_log, bus_fail_log, bad_command_log, ignored_field_log;
+	struct rate_log bad_payload_log, bus_fail_log, bad_command_log, ignored_field_log,
+	        expired_log;
 
 	struct v2g_metric *m_connected, *m_received, *m_rejected, *m_pub_ok, *m_pub_fail,
 	        *m_tel_batches, *m_states_dropped, *m_acks_fwd, *m_acks_dropped, *m_bus_fail,
 	        *m_cmd_batches, *m_cmd_seconds, *m_meter_batches, *m_meters_dropped,
-	        *m_setpoints_ok, *m_setpoints_bad, *m_fields_ignored;
+	        *m_setpoints_ok, *m_setpoints_bad, *m_fields_ignored, *m_cmd_expired;
 };
 
 static void batches_lost(struct vgw_gateway *g);
@@ -730,18 +732,23 @@ static void batch_report(struct cmd_batch *b, int lost)
 	int64_t last = atomic_load(&b->last_ms);
 	double secs = (double)(v2g_mono_ms() - b->start_mono) / 1000.0;
 
-	v2g_counter_add(g->m_pub_ok, NULL, ok);
-	v2g_counter_add(g->m_pub_fail, NULL, failed);
-	v2g_histogram_observe(g->m_cmd_seconds, NULL, secs);
-	if (failed)
-		v2g_warn("GW-COMMANDS-PUBLISHED",
-		         "dispatch %s: %u of %u commands published, %u failed%s "
-		         "(%.3f s)",
-		         b->dispatch_id, ok, b->total, failed,
-		         lost ? " (MQTT connection lost)" : "", secs);
-	else
-		v2g_info("GW-COMMANDS-PUBLISHED", "dispatch %s: %u commands published in %.3f s",
-		         b->dispatch_id, ok, secs);
+	/* An expired batch was never offered to MQTT: expire_batch counted and
+	 * logged it (rate-limited); only its report goes out from here. */
+	if (!b->expired) {
+		v2g_counter_add(g->m_pub_ok, NULL, ok);
+		v2g_counter_add(g->m_pub_fail, NULL, failed);
+		v2g_histogram_observe(g->m_cmd_seconds, NULL, secs);
+		if (failed)
+			v2g_warn("GW-COMMANDS-PUBLISHED",
+			         "dispatch %s: %u of %u commands published, %u failed%s "
+			         "(%.3f s)",
+			         b->dispatch_id, ok, b->total, failed,
+			         lost ? " (MQTT connection lost)" : "", secs);
+		else
+			v2g_info("GW-COMMANDS-PUBLISHED",
+			         "dispatch %s: %u commands published in %.3f s", b->dispatch_id, ok,
+			         secs);
+	}
 
 	char *id = strdup(b->dispatch_id);
 	pthread_mutex_lock(&g->omu);
@@ -824,8 +831,43 @@ static void bad_command(struct vgw_gateway *g, const char *dispatch_id, const ch
 		         dispatch_id, msg, suppressed);
 }
 
+/* A batch too late to publish (vgw_command_batch_expired), typically one
+ * that waited out a gateway outage in the bus buffer while the engine gave
+ * up on its dispatch: marks b so that its report says every command failed,
+ * as for a batch that could not be published, counts and logs it. Call
+ * before b is on the live list. Returns 1 when b expired. */
+static int expire_batch(struct vgw_gateway *g, struct cmd_batch *b, const V2g__V1__CommandBatch *cb)
+{
+	int64_t now = v2g_now_ms();
+	enum vgw_cmd_expiry why = vgw_command_batch_expired(cb->issued_at_ms, cb->duration_min, now,
+	                                                    g->cfg->command_max_age_ms);
+	unsigned suppressed;
+
+	if (why == VGW_CMD_FRESH)
+		return 0;
+	b->expired = 1;
+	atomic_fetch_add(&b->failed, b->total);
+	v2g_counter_add(g->m_cmd_expired, NULL, b->total);
+	if (!rate_log_ok(&g->expired_log, &suppressed))
+		return 1;
+	if (why == VGW_CMD_TOO_OLD)
+		v2g_warn("GW-COMMAND-EXPIRED",
+		         "dispatch %s: %u commands not published, reported failed: issued %lld ms "
+		         "ago (gateway.command_max_age_ms %d) (%u more since the last line)",
+		         b->dispatch_id, b->total, (long long)(now - cb->issued_at_ms),
+		         g->cfg->command_max_age_ms, suppressed);
+	else
+		v2g_warn("GW-COMMAND-EXPIRED",
+		         "dispatch %s: %u commands not published, reported failed: the signal "
+		         "(%u min, issued %lld ms ago) has ended (%u more since the last line)",
+		         b->dispatch_id, b->total, cb->duration_min,
+		         (long long)(now - cb->issued_at_ms), suppressed);
+	return 1;
+}
+
 /* Publishes every command of cb in one tight loop: MQTTAsync_sendMessage
- * only queues, so 10k commands cost about what a bare paho publisher does. */
+ * only queues, so 10k commands cost about what a bare paho publisher does.
+ * An expired batch (expire_batch) is reported failed, nothing published. */
 static void publish_batch(struct vgw_gateway *g, const V2g__V1__CommandBatch *cb)
 {
 	const struct vgw_settings *c = g->cfg;
@@ -849,6 +891,7 @@ static void publish_batch(struct vgw_gateway *g, const V2g__V1__CommandBatch *cb
 	atomic_init(&b->failed, 0);
 	atomic_init(&b->last_ms, 0);
 	atomic_init(&b->reported, 0);
+	int expired = expire_batch(g, b, cb);
 	pthread_mutex_lock(&g->bmu);
 	b->next = g->live;
 	if (g->live)
@@ -856,6 +899,8 @@ static void publish_batch(struct vgw_gateway *g, const V2g__V1__CommandBatch *cb
 	g->live = b;
 	pthread_mutex_unlock(&g->bmu);
 	v2g_counter_inc(g->m_cmd_batches, NULL);
+	if (expired)
+		goto out;
 
 	int rc = vgw_cmd_enc_init(&enc, cb->dispatch_id, cb->signal_type, cb->duration_min,
 	                          cb->issued_at_ms);
@@ -1046,6 +1091,10 @@ static void register_metrics(struct vgw_gateway *g)
 	                                "Station setpoints confirmed by the broker", NULL);
 	g->m_setpoints_bad =
 	        v2g_counter("setpoints_invalid_total", "Setpoints skipped: bad ids or power", NULL);
+	g->m_cmd_expired = v2g_counter("gateway_commands_expired_total",
+	                               "Vehicle commands not published because their CommandBatch "
+	                               "was too old or its signal had ended (reported failed)",
+	                               NULL);
 	v2g_gauge_set(g->m_connected, NULL, 0);
 }
 
@@ -1181,6 +1230,7 @@ int vgw_gateway_start(struct vgw_gateway **out, struct v2g_service *svc,
 	pthread_mutex_init(&g->bus_fail_log.mu, NULL);
 	pthread_mutex_init(&g->bad_command_log.mu, NULL);
 	pthread_mutex_init(&g->ignored_field_log.mu, NULL);
+	pthread_mutex_init(&g->expired_log.mu, NULL);
 	v2g_cond_init_mono(&g->tcond);
 	v2g_cond_init_mono(&g->ocond);
 	v2g_cond_init_mono(&g->bcond);
@@ -1335,6 +1385,7 @@ void vgw_gateway_free(struct vgw_gateway *g)
 	pthread_mutex_destroy(&g->bus_fail_log.mu);
 	pthread_mutex_destroy(&g->bad_command_log.mu);
 	pthread_mutex_destroy(&g->ignored_field_log.mu);
+	pthread_mutex_destroy(&g->expired_log.mu);
 	pthread_cond_destroy(&g->tcond);
 	pthread_cond_destroy(&g->ocond);
 	pthread_cond_destroy(&g->bcond);

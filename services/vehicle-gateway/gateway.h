@@ -7,6 +7,17 @@
  * and SetpointBatch from bus.gateway_in -> MQTT), the InfluxDB writer, and
  * the REP server on bus.gateway.
  *
+ * Stale commands: bus.gateway_in buffers up to 1024 messages while the
+ * gateway is away, so a CommandBatch may arrive long after the engine gave
+ * up on its dispatch (ack timeout, reallocation). A batch issued (its
+ * issued_at_ms, the engine's clock) more than gateway.command_max_age_ms
+ * ago (default 30000, 1000..3600000), or whose signal has ended (issued_at
+ * + duration_min minutes <= now), is not published: GW-COMMAND-EXPIRED
+ * (one line a second at most), gateway_commands_expired_total += its
+ * commands, and its PublishReport says every command failed, as for a
+ * batch that could not be published. issued_at_ms <= 0 (unknown) is
+ * published as before; so is a batch issued a little in the future.
+ *
  * Lifecycle, around the service's own:
  *   vgw_gateway_start(&g, &svc, &cfg);   before v2g_service_start_http
  *   v2g_service_wait(&svc);

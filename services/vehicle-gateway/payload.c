@@ -535,6 +535,20 @@ int vgw_payload_number(double v, char *buf, size_t len)
 	return n;
 }
 
+enum vgw_cmd_expiry vgw_command_batch_expired(int64_t issued_at_ms, uint32_t duration_min,
+                                              int64_t now_ms, int64_t max_age_ms)
+{
+	if (issued_at_ms <= 0 || now_ms <= issued_at_ms)
+		return VGW_CMD_FRESH;
+	/* both positive, now_ms larger: the age cannot overflow */
+	int64_t age = now_ms - issued_at_ms;
+	if (age > max_age_ms)
+		return VGW_CMD_TOO_OLD;
+	if (duration_min > 0 && age >= (int64_t)duration_min * 60000)
+		return VGW_CMD_SIGNAL_ENDED;
+	return VGW_CMD_FRESH;
+}
+
 int vgw_cmd_enc_init(struct vgw_cmd_enc *e, const char *dispatch_id, int signal_type,
                      unsigned duration_min, int64_t issued_at_ms)
 {

@@ -210,6 +210,23 @@ int vgw_cmd_enc_init(struct vgw_cmd_enc *e, const char *dispatch_id, int signal_
 int vgw_cmd_enc_command(const struct vgw_cmd_enc *e, double power_kw, char *buf, size_t len);
 void vgw_cmd_enc_fini(struct vgw_cmd_enc *e); /* safe on a zeroed struct */
 
+/* Why a CommandBatch is too late to publish (vgw_command_batch_expired). */
+enum vgw_cmd_expiry {
+	VGW_CMD_FRESH = 0,    /* publish it */
+	VGW_CMD_TOO_OLD,      /* issued more than max_age_ms ago */
+	VGW_CMD_SIGNAL_ENDED, /* issued_at_ms + duration_min minutes <= now_ms */
+};
+
+/* Decides whether a CommandBatch the engine issued at issued_at_ms (its
+ * wall clock) for a signal of duration_min minutes may still go to the
+ * vehicles at now_ms: a batch that waited out a gateway outage in the bus
+ * buffer belongs to a dispatch the engine has long given up on. The age
+ * check comes first. issued_at_ms <= 0 is unknown: fresh; duration_min 0 is
+ * unknown: no end check. A batch issued in the future (clocks a little
+ * apart) is fresh. No overflow for any input. */
+enum vgw_cmd_expiry vgw_command_batch_expired(int64_t issued_at_ms, uint32_t duration_min,
+                                              int64_t now_ms, int64_t max_age_ms);
+
 /* Writes the setpoint payload {"power_kw":..,"phase_currents_a":{"A":..,
  * "B":..,"C":..}} into buf, NUL-terminated. phase_currents NULL (DC) omits
  * phase_currents_a; a NaN phase is omitted. Returns the length, or -1 when

@@ -63,6 +63,10 @@ const struct v2g_cfg_item vgw_settings_items[] = {
 	  "at least one write per interval" },
 	{ "influxdb.queue_max", V2G_CFG_INT, S(influx_queue_max), 1, 10000000, "200000", NULL,
 	  "points buffered while InfluxDB is down (oldest dropped beyond)" },
+	{ "gateway.command_max_age_ms", V2G_CFG_INT, S(command_max_age_ms), 1000, 3600000, "30000",
+	  NULL,
+	  "a CommandBatch issued longer ago than this (or for a signal that has ended) is not "
+	  "published but reported failed" },
 };
 
 const size_t vgw_settings_n = sizeof(vgw_settings_items) / sizeof(vgw_settings_items[0]);

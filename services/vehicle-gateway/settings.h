@@ -1,5 +1,6 @@
 /* The gateway's settings: groups mqtt, telemetry and influxdb of the config
- * file (gateway.health_port is read by v2g_service_init). */
+ * file, and gateway.command_max_age_ms (gateway.health_port is read by
+ * v2g_service_init). */
 #ifndef VGW_SETTINGS_H
 #define VGW_SETTINGS_H
 
@@ -39,6 +40,8 @@ struct vgw_settings {
 	int influx_batch_size;
 	int influx_flush_ms;
 	int influx_queue_max;
+	/* gateway */
+	int command_max_age_ms; /* older CommandBatches are not published */
 	/* derived by vgw_settings_check */
 	int pull; /* telemetry.mode == "pull" */
 };

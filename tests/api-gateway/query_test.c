@@ -1,4 +1,5 @@
-/* Query-string parsing of GET /api/dispatch/logs, id and signal type rules. */
+/* Query-string parsing of GET /api/dispatch/logs (times outside the store's
+ * range included), id and signal type rules, and the audit queries. */
 #include <stdio.h>
 #include <string.h>
 
@@ -87,6 +88,60 @@ static void test_time_order(void)
 	CHECK_INT(parse("start=2024-01-02T16:00:00%2B01:00&end=2024-01-02T15:00:00Z"), 0);
 	/* only one bound: no order to check */
 	CHECK_INT(parse("start=2030-01-01T00:00:00Z"), 0);
+}
+
+/* The store holds 1970-01-01 .. 9999-12-31 and reads a LogQuery bound of 0
+ * as "none": an end at 1970-01-01T00:00:00Z must not become "no end" (every
+ * log), a start before 1970 or an end after 9999 no refusal. */
+static void test_times_out_of_range(void)
+{
+	static const char *const nothing[] = {
+		"end=1970-01-01T00:00:00Z",
+		"end=1970-01-01T01:00:00%2B01:00", /* the epoch too */
+		"end=1969-12-31T23:59:59.999Z",
+		"start=1900-01-01T00:00:00Z&end=1950-06-30T00:00:00Z",
+		"start=1970-01-01T00:00:00Z&end=1970-01-01T00:00:00Z",
+		"start=9999-12-31T23:30:00-01:00", /* 10000-01-01T00:30Z */
+		"end=0000-01-01T00:00:00Z&vehicle_id=v1&signal_type=FCR&limit=5",
+	};
+	for (size_t i = 0; i < sizeof(nothing) / sizeof(nothing[0]); i++) {
+		CHECK_INT(parse(nothing[i]), 0);
+		if (!q.none)
+			harness_fail(__FILE__, __LINE__, "\"%s\": none not set", nothing[i]);
+	}
+	/* the other filters are still read (and checked) */
+	CHECK_STR(q.vehicle_id, "v1");
+	CHECK_INT(q.limit, 5);
+	CHECK_BAD("end=1970-01-01T00:00:00Z&limit=0", "limit:");
+
+	/* a start at or before the epoch, an end after 9999: no bound */
+	CHECK_INT(parse("start=1900-01-01T00:00:00Z&end=2024-01-02T16:00:00Z"), 0);
+	CHECK_INT(q.none, 0);
+	CHECK_INT(q.has_start, 0);
+	CHECK_INT(q.has_end, 1);
+	CHECK_INT(q.end_ms, 1704211200000LL);
+	CHECK_INT(parse("start=1970-01-01T00:00:00Z"), 0);
+	CHECK_INT(q.none + q.has_start + q.has_end, 0);
+	CHECK_INT(parse("start=2024-01-02T15:04:05Z&end=9999-12-31T23:59:59-01:00"), 0);
+	CHECK_INT(q.none, 0);
+	CHECK_INT(q.has_start, 1);
+	CHECK_INT(q.start_ms, 1704207845000LL);
+	CHECK_INT(q.has_end, 0);
+	CHECK_INT(parse("start=0000-01-01T00:00:00Z&end=9999-12-31T23:59:59-23:59"), 0);
+	CHECK_INT(q.none + q.has_start + q.has_end, 0);
+	/* the first and last milliseconds the store holds are bounds */
+	CHECK_INT(parse("start=1970-01-01T00:00:00.001Z&end=9999-12-31T23:59:59.999Z"), 0);
+	CHECK_INT(q.none, 0);
+	CHECK_INT(q.has_start, 1);
+	CHECK_INT(q.start_ms, 1);
+	CHECK_INT(q.has_end, 1);
+	CHECK_INT(q.end_ms, API_STORE_MS_MAX);
+	CHECK_INT(parse("end=1970-01-01T00:00:00.001Z"), 0);
+	CHECK_INT(q.none, 0);
+	CHECK_INT(q.end_ms, 1);
+	/* the order is still checked on what was asked */
+	CHECK_BAD("start=1960-01-02T00:00:00Z&end=1960-01-01T00:00:00Z",
+	          "end: must not be before start");
 }
 
 static void test_signal_type(void)
@@ -338,7 +393,7 @@ static void test_audit_dates_out_of_range(void)
 	/* the last millisecond the store holds is a bound */
 	CHECK_INT(aparse("end=9999-12-31T23:59:59.999Z"), 0);
 	CHECK_INT(aq.has_end, 1);
-	CHECK_INT(aq.end_ms, API_AUDIT_MS_MAX);
+	CHECK_INT(aq.end_ms, API_STORE_MS_MAX);
 	CHECK_INT(aparse("endDate=1970-01-01"), 0);
 	CHECK_INT(aq.none, 0);
 	CHECK_INT(aq.end_ms, DAY);
@@ -386,6 +441,7 @@ int main(void)
 		HCASE(test_all_good),
 		HCASE(test_times),
 		HCASE(test_time_order),
+		HCASE(test_times_out_of_range),
 		HCASE(test_signal_type),
 		HCASE(test_limit),
 		HCASE(test_vehicle_id),

@@ -1,5 +1,6 @@
 /* vehicle-gateway payloads: topic ids, state/telemetry/ack decoding, command
- * and pull-request encoding, InfluxDB line protocol, settings checks. */
+ * and pull-request encoding, command expiry, InfluxDB line protocol,
+ * settings checks. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,6 +481,41 @@ static void test_command_encode(void)
 	CHECK_INT(vgw_cmd_enc_init(&enc, "\xff", 0, 1, 0), V2G_ERR_INVAL);
 }
 
+/* When a CommandBatch is too late to go to the vehicles. */
+static void test_command_expiry(void)
+{
+	const int64_t max = 30000, hour = 3600000;
+
+	/* age: up to max_age_ms inclusive is fresh */
+	CHECK_INT(vgw_command_batch_expired(NOW, 15, NOW, max), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(NOW - 5000, 15, NOW, max), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(NOW - max, 15, NOW, max), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(NOW - max - 1, 15, NOW, max), VGW_CMD_TOO_OLD);
+	CHECK_INT(vgw_command_batch_expired(NOW - 60000, 15, NOW, max), VGW_CMD_TOO_OLD);
+	CHECK_INT(vgw_command_batch_expired(NOW - 3 * hour, 15, NOW, hour), VGW_CMD_TOO_OLD);
+	/* issued a little (or a lot) in the future: fresh */
+	CHECK_INT(vgw_command_batch_expired(NOW + 2000, 15, NOW, max), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(INT64_MAX, 15, NOW, max), VGW_CMD_FRESH);
+	/* unknown issue time: fresh, whatever the clock says */
+	CHECK_INT(vgw_command_batch_expired(0, 15, NOW, max), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(-1, 15, NOW, max), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(INT64_MIN, 1, INT64_MAX, 1000), VGW_CMD_FRESH);
+	/* no overflow at the extremes */
+	CHECK_INT(vgw_command_batch_expired(1, 15, INT64_MAX, hour), VGW_CMD_TOO_OLD);
+	CHECK_INT(vgw_command_batch_expired(NOW - hour, UINT32_MAX, NOW, hour), VGW_CMD_FRESH);
+
+	/* the signal's end: issued_at + duration_min minutes <= now */
+	CHECK_INT(vgw_command_batch_expired(NOW - 59999, 1, NOW, hour), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(NOW - 60000, 1, NOW, hour), VGW_CMD_SIGNAL_ENDED);
+	CHECK_INT(vgw_command_batch_expired(NOW - 899999, 15, NOW, hour), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(NOW - 900000, 15, NOW, hour), VGW_CMD_SIGNAL_ENDED);
+	/* duration 0 is unknown: only the age counts */
+	CHECK_INT(vgw_command_batch_expired(NOW - 1000, 0, NOW, hour), VGW_CMD_FRESH);
+	CHECK_INT(vgw_command_batch_expired(NOW - hour - 1, 0, NOW, hour), VGW_CMD_TOO_OLD);
+	/* both: the age is named */
+	CHECK_INT(vgw_command_batch_expired(NOW - 120000, 1, NOW, max), VGW_CMD_TOO_OLD);
+}
+
 static void test_pull_request(void)
 {
 	char *s = vgw_payload_pull_request("abc-123");
@@ -577,7 +613,24 @@ static void test_settings(void)
 	CHECK_INT(s.max_payload_bytes, 16384);
 	CHECK_INT(s.batch_ms, 50);
 	CHECK_INT(s.influx_queue_max, 200000);
+	CHECK_INT(s.command_max_age_ms, 30000);
 	v2g_config_free(vgw_settings_items, vgw_settings_n, &s);
+
+	setenv("K_GATEWAY__COMMAND_MAX_AGE_MS", "120000", 1);
+	settings_defaults(&s);
+	CHECK_INT(s.command_max_age_ms, 120000);
+	v2g_config_free(vgw_settings_items, vgw_settings_n, &s);
+	static const char *const bad_age[] = { "999", "3600001", "0", "-1", "30s" };
+	for (size_t i = 0; i < sizeof(bad_age) / sizeof(bad_age[0]); i++) {
+		setenv("K_GATEWAY__COMMAND_MAX_AGE_MS", bad_age[i], 1);
+		memset(&s, 0, sizeof(s));
+		CHECK_INT(v2g_config_load(NULL, vgw_settings_items, vgw_settings_n, &s, err,
+		                          sizeof(err)),
+		          V2G_ERR_CONFIG);
+		CHECK(strncmp(err, "gateway.command_max_age_ms:", 27) == 0);
+		v2g_config_free(vgw_settings_items, vgw_settings_n, &s);
+	}
+	unsetenv("K_GATEWAY__COMMAND_MAX_AGE_MS");
 
 	setenv("K_TELEMETRY__MODE", "pull", 1);
 	settings_defaults(&s);
@@ -654,15 +707,25 @@ static void test_settings(void)
 int main(void)
 {
 	static const struct harness_case cases[] = {
-		HCASE(test_topic_ids),       HCASE(test_classify),
-		HCASE(test_state_full),      HCASE(test_state_defaults),
-		HCASE(test_state_ts),        HCASE(test_state_required),
-		HCASE(test_state_types),     HCASE(test_state_ranges),
-		HCASE(test_state_not_json),  HCASE(test_state_too_large),
-		HCASE(test_telemetry_reply), HCASE(test_ack),
-		HCASE(test_ack_bad),         HCASE(test_command_encode),
-		HCASE(test_pull_request),    HCASE(test_number),
-		HCASE(test_escape_tag),      HCASE(test_line),
+		HCASE(test_topic_ids),
+		HCASE(test_classify),
+		HCASE(test_state_full),
+		HCASE(test_state_defaults),
+		HCASE(test_state_ts),
+		HCASE(test_state_required),
+		HCASE(test_state_types),
+		HCASE(test_state_ranges),
+		HCASE(test_state_not_json),
+		HCASE(test_state_too_large),
+		HCASE(test_telemetry_reply),
+		HCASE(test_ack),
+		HCASE(test_ack_bad),
+		HCASE(test_command_encode),
+		HCASE(test_command_expiry),
+		HCASE(test_pull_request),
+		HCASE(test_number),
+		HCASE(test_escape_tag),
+		HCASE(test_line),
 		HCASE(test_settings),
 	};
 	return harness_main("vehicle-gateway-payload", cases, HARNESS_N(cases));
