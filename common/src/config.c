@@ -101,9 +101,14 @@ static int store_text(const struct v2g_cfg_item *it, const char *text, void *out
 		if (it->type == V2G_CFG_INT && v != floor(v))
 			return fail(err, errlen, "%s: must be an integer, got \"%s\" (from %s)",
 			            it->path, text, origin);
-		if (v < it->min || v > it->max)
+		if (v < it->min || v > it->max) {
+			if (it->type == V2G_CFG_INT) /* in full: 3600000, not 3.6e+06 */
+				return fail(err, errlen,
+				            "%s: must be between %.0f and %.0f, got %s (from %s)",
+				            it->path, it->min, it->max, text, origin);
 			return fail(err, errlen, "%s: must be between %g and %g, got %s (from %s)",
 			            it->path, it->min, it->max, text, origin);
+		}
 		if (it->type == V2G_CFG_INT)
 			*(int *)field = (int)v;
 		else
