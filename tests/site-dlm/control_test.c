@@ -827,43 +827,58 @@ static void test_cycle_events(void)
 
 /* ---- the service over the bus ---- */
 
+/* A site-dlm service for the tests over the bus: default settings with a
+ * 50 ms cycle, every bus address an ipc:// path of its own (tag, pid). */
+struct svc_fixture {
+	struct dlm_settings st;
+	char a_dlm[96], a_store[96], a_disp[96], a_tel[96], a_gw[96];
+	struct v2g_service svc;
+};
+
+static void fixture_init(struct svc_fixture *f, const char *tag)
+{
+	char err[256];
+	unsetenv("MAX_GRID_CAPACITY_KW");
+	unsetenv("MAX_SERVICE_CURRENT");
+	memset(f, 0, sizeof(*f));
+	CHECK_INT(
+	        v2g_config_load(NULL, dlm_settings_items, dlm_settings_n, &f->st, err, sizeof(err)),
+	        0);
+	f->st.cycle_ms = 50;
+	CHECK_INT(dlm_settings_check(&f->st, NULL, err, sizeof(err)), 0);
+	int pid = (int)getpid();
+	snprintf(f->a_dlm, sizeof(f->a_dlm), "ipc:///tmp/v2g-%s-test-%d-dlm", tag, pid);
+	snprintf(f->a_store, sizeof(f->a_store), "ipc:///tmp/v2g-%s-test-%d-store", tag, pid);
+	snprintf(f->a_disp, sizeof(f->a_disp), "ipc:///tmp/v2g-%s-test-%d-disp", tag, pid);
+	snprintf(f->a_tel, sizeof(f->a_tel), "ipc:///tmp/v2g-%s-test-%d-tel", tag, pid);
+	snprintf(f->a_gw, sizeof(f->a_gw), "ipc:///tmp/v2g-%s-test-%d-gw", tag, pid);
+	f->svc.name = "site-dlm";
+	f->svc.common.bus_dlm = f->a_dlm;
+	f->svc.common.bus_store_in = f->a_store;
+	f->svc.common.bus_dispatch_in = f->a_disp;
+	f->svc.common.bus_telemetry = f->a_tel;
+	f->svc.common.bus_gateway_in = f->a_gw;
+	f->svc.health = v2g_health_new("site-dlm", 1000);
+}
+
+static void fixture_fini(struct svc_fixture *f)
+{
+	v2g_health_free(f->svc.health);
+	v2g_config_free(dlm_settings_items, dlm_settings_n, &f->st);
+}
+
 static void test_service_over_the_bus(void)
 {
-	static const char *const envs[] = { "MAX_GRID_CAPACITY_KW", "MAX_SERVICE_CURRENT" };
-	for (size_t i = 0; i < 2; i++)
-		unsetenv(envs[i]);
-	struct dlm_settings st;
-	char err[256];
-	memset(&st, 0, sizeof(st));
-	CHECK_INT(v2g_config_load(NULL, dlm_settings_items, dlm_settings_n, &st, err, sizeof(err)),
-	          0);
-	st.cycle_ms = 50;
-	CHECK_INT(dlm_settings_check(&st, NULL, err, sizeof(err)), 0);
-
-	char a_dlm[96], a_store[96], a_disp[96], a_tel[96], a_gw[96];
-	int pid = (int)getpid();
-	snprintf(a_dlm, sizeof(a_dlm), "ipc:///tmp/v2g-ctl-test-%d-dlm", pid);
-	snprintf(a_store, sizeof(a_store), "ipc:///tmp/v2g-ctl-test-%d-store", pid);
-	snprintf(a_disp, sizeof(a_disp), "ipc:///tmp/v2g-ctl-test-%d-disp", pid);
-	snprintf(a_tel, sizeof(a_tel), "ipc:///tmp/v2g-ctl-test-%d-tel", pid);
-	snprintf(a_gw, sizeof(a_gw), "ipc:///tmp/v2g-ctl-test-%d-gw", pid);
-	struct v2g_service svc;
-	memset(&svc, 0, sizeof(svc));
-	svc.name = "site-dlm";
-	svc.common.bus_dlm = a_dlm;
-	svc.common.bus_store_in = a_store;
-	svc.common.bus_dispatch_in = a_disp;
-	svc.common.bus_telemetry = a_tel;
-	svc.common.bus_gateway_in = a_gw;
-	svc.health = v2g_health_new("site-dlm", 1000);
+	struct svc_fixture f;
+	fixture_init(&f, "ctl");
 
 	nng_socket store, disp;
-	CHECK_INT(v2g_bus_open(&store, V2G_BUS_PULL, a_store, 1), 0);
-	CHECK_INT(v2g_bus_open(&disp, V2G_BUS_PULL, a_disp, 1), 0);
+	CHECK_INT(v2g_bus_open(&store, V2G_BUS_PULL, f.a_store, 1), 0);
+	CHECK_INT(v2g_bus_open(&disp, V2G_BUS_PULL, f.a_disp, 1), 0);
 	struct dlm_service *ds = NULL;
-	CHECK_INT(dlm_service_start(&ds, &svc, &st), 0);
+	CHECK_INT(dlm_service_start(&ds, &f.svc, &f.st), 0);
 	struct v2g_bus_client *cl = NULL;
-	CHECK_INT(v2g_bus_client_open(&cl, a_dlm), 0);
+	CHECK_INT(v2g_bus_client_open(&cl, f.a_dlm), 0);
 
 	/* A control op: 200, and its audit event reaches the store. */
 	V2g__V1__DlmActor actor = V2G__V1__DLM_ACTOR__INIT;
@@ -942,7 +957,7 @@ static void test_service_over_the_bus(void)
 		if (v2g_bus_recv(disp, &e, 250))
 			continue;
 		if (e->body_case == V2G__V1__ENVELOPE__BODY_SITE_CAPACITY && e->site_capacity) {
-			CHECK_STR(e->site_capacity->site, st.site);
+			CHECK_STR(e->site_capacity->site, f.st.site);
 			CHECK(e->site_capacity->ts_ms > 1600000000000LL);
 			CHECK_NEAR(e->site_capacity->limit_kw, 200, 1e-6); /* 250 x 0.8 */
 			caps++;
@@ -973,8 +988,7 @@ static void test_service_over_the_bus(void)
 	dlm_service_stop(ds);
 	nng_close(store);
 	nng_close(disp);
-	v2g_health_free(svc.health);
-	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+	fixture_fini(&f);
 }
 
 /* One DlmRequest op over the bus; the reply body parsed (NULL on failure). */
@@ -1000,44 +1014,20 @@ static json_t *bus_op(struct v2g_bus_client *cl, const char *op)
  * SiteCapacity failures are counted; the REST ops keep answering. */
 static void test_peers_away(void)
 {
-	unsetenv("MAX_GRID_CAPACITY_KW");
-	unsetenv("MAX_SERVICE_CURRENT");
-	struct dlm_settings st;
-	char err[256];
-	memset(&st, 0, sizeof(st));
-	CHECK_INT(v2g_config_load(NULL, dlm_settings_items, dlm_settings_n, &st, err, sizeof(err)),
-	          0);
-	st.cycle_ms = 50;
-	CHECK_INT(dlm_settings_check(&st, NULL, err, sizeof(err)), 0);
-
-	char a_dlm[96], a_store[96], a_disp[96], a_tel[96], a_gw[96];
-	int pid = (int)getpid();
-	snprintf(a_dlm, sizeof(a_dlm), "ipc:///tmp/v2g-away-test-%d-dlm", pid);
-	snprintf(a_store, sizeof(a_store), "ipc:///tmp/v2g-away-test-%d-store", pid);
-	snprintf(a_disp, sizeof(a_disp), "ipc:///tmp/v2g-away-test-%d-disp", pid);
-	snprintf(a_tel, sizeof(a_tel), "ipc:///tmp/v2g-away-test-%d-tel", pid);
-	snprintf(a_gw, sizeof(a_gw), "ipc:///tmp/v2g-away-test-%d-gw", pid);
-	struct v2g_service svc;
-	memset(&svc, 0, sizeof(svc));
-	svc.name = "site-dlm";
-	svc.common.bus_dlm = a_dlm;
-	svc.common.bus_store_in = a_store;
-	svc.common.bus_dispatch_in = a_disp;
-	svc.common.bus_telemetry = a_tel;
-	svc.common.bus_gateway_in = a_gw;
-	svc.health = v2g_health_new("site-dlm", 1000);
+	struct svc_fixture f;
+	fixture_init(&f, "away");
 
 	struct v2g_metric *cap_fail = v2g_counter("dlm_capacity_send_failures_total", "", NULL);
 	double cap_fail0 = v2g_metric_value(cap_fail, NULL);
 	nng_socket tel;
-	CHECK_INT(v2g_bus_open(&tel, V2G_BUS_PUB, a_tel, 1), 0);
+	CHECK_INT(v2g_bus_open(&tel, V2G_BUS_PUB, f.a_tel, 1), 0);
 	struct dlm_service *ds = NULL;
-	CHECK_INT(dlm_service_start(&ds, &svc, &st), 0);
+	CHECK_INT(dlm_service_start(&ds, &f.svc, &f.st), 0);
 	struct v2g_bus_client *cl = NULL;
-	CHECK_INT(v2g_bus_client_open(&cl, a_dlm), 0);
+	CHECK_INT(v2g_bus_client_open(&cl, f.a_dlm), 0);
 
 	V2g__V1__StationMeter sm = V2G__V1__STATION_METER__INIT;
-	sm.site = st.site;
+	sm.site = f.st.site;
 	sm.station = "ac-01";
 	sm.power_kw = 0;
 	sm.temperature_c = NAN;
@@ -1074,8 +1064,7 @@ static void test_peers_away(void)
 	v2g_bus_client_close(cl);
 	dlm_service_stop(ds);
 	nng_close(tel);
-	v2g_health_free(svc.health);
-	v2g_config_free(dlm_settings_items, dlm_settings_n, &st);
+	fixture_fini(&f);
 }
 
 int main(void)
