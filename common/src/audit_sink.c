@@ -7,7 +7,7 @@
  * dropped some meanwhile, and they were delivered after all). Copies, not
  * borrowed pointers, because emit frees an event it drops.
  *
- * The PUSH socket is unbuffered (NNG_OPT_SENDBUF 0): a send succeeds only
+ * The PUSH socket is unbuffered (V2G_BUS_PUSH_SYNC): a send succeeds only
  * when a connected store pipe takes the message, so "sent" means handed to
  * the store's connection, and the sender's timed send is also its wait for
  * the store to come (back). nng would otherwise accept messages into its own
@@ -309,13 +309,9 @@ int v2g_audit_sink_start(struct v2g_audit_sink **out, const char *addr, size_t q
 		rc = V2G_ERR_NOMEM;
 		goto fail_cv;
 	}
-	if ((rc = v2g_bus_open(&s->sock, V2G_BUS_PUSH, addr, 0)) != 0)
-		goto fail_sock;
 	/* Unbuffered (see the top of this file). */
-	if (nng_socket_set_int(s->sock, NNG_OPT_SENDBUF, 0) != 0) {
-		rc = V2G_ERR_IO;
-		goto fail_thread;
-	}
+	if ((rc = v2g_bus_open(&s->sock, V2G_BUS_PUSH_SYNC, addr, 0)) != 0)
+		goto fail_sock;
 	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
 		rc = V2G_ERR_NOMEM;
 		goto fail_thread;

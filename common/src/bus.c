@@ -107,7 +107,8 @@ int v2g_bus_open_watched(nng_socket *s, enum v2g_bus_kind kind, const char *url,
 	switch (kind) {
 	case V2G_BUS_PUB: rv = nng_pub0_open(s); break;
 	case V2G_BUS_SUB: rv = nng_sub0_open(s); break;
-	case V2G_BUS_PUSH: rv = nng_push0_open(s); break;
+	case V2G_BUS_PUSH:
+	case V2G_BUS_PUSH_SYNC: rv = nng_push0_open(s); break;
 	case V2G_BUS_PULL: rv = nng_pull0_open(s); break;
 	default: return V2G_ERR_INVAL;
 	}
@@ -122,6 +123,10 @@ int v2g_bus_open_watched(nng_socket *s, enum v2g_bus_kind kind, const char *url,
 		nng_socket_set(*s, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 	if (kind == V2G_BUS_PUSH || kind == V2G_BUS_PUB)
 		nng_socket_set_int(*s, NNG_OPT_SENDBUF, 1024);
+	if (kind == V2G_BUS_PUSH_SYNC && (rv = nng_socket_set_int(*s, NNG_OPT_SENDBUF, 0)) != 0) {
+		nng_close(*s);
+		return map_nng(rv);
+	}
 	/* Pull carries what must arrive; a lagging subscriber may drop telemetry
 	 * rather than hold gigabytes of batches. */
 	if (kind == V2G_BUS_PULL)

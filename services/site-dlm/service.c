@@ -283,8 +283,9 @@ static void relearn_station(struct dlm_service *s, const V2g__V1__StationMeter *
 		 * meter: that announcement is the baseline; only a later change
 		 * re-plans the station (see service.h). */
 		if (dlm_learned_put(s->learned, m->station, &sh.ann))
-			v2g_warn("DLM-STATION-NOMEM", "site=%s station=%s: its announcement is not kept",
-			         s->site, m->station);
+			v2g_warn("DLM-STATION-NOMEM",
+			         "site=%s station=%s: its announcement is not kept", s->site,
+			         m->station);
 		return;
 	}
 	unsigned diff = dlm_announce_diff(&last, &sh.ann);
@@ -733,18 +734,12 @@ int dlm_service_start(struct dlm_service **out, struct v2g_service *svc,
 		                       .audit_arg = s };
 	if ((rc = v2g_bus_open_watched(&s->tel_sub, V2G_BUS_SUB, c->bus_telemetry, 0,
 	                               &s->tel_peers)) ||
-	    (rc = v2g_bus_open(&s->gw_push, V2G_BUS_PUSH, c->bus_gateway_in, 0)) ||
-	    (rc = v2g_bus_open(&s->cap_push, V2G_BUS_PUSH, c->bus_dispatch_in, 0)))
+	    /* Unbuffered (PUSH_SYNC): buffered, a peer that is away would
+	     * neither fail a send (no breaker, no failure counted) nor miss a
+	     * batch: on its return it would get up to 1024 stale ones first. */
+	    (rc = v2g_bus_open(&s->gw_push, V2G_BUS_PUSH_SYNC, c->bus_gateway_in, 0)) ||
+	    (rc = v2g_bus_open(&s->cap_push, V2G_BUS_PUSH_SYNC, c->bus_dispatch_in, 0)))
 		goto fail;
-	/* Unbuffered: a send succeeds only when the gateway's (the dispatch
-	 * engine's) connection takes it. Buffered, a peer that is away would
-	 * neither fail a send (no breaker, no failure counted) nor miss a
-	 * batch: on its return it would get up to 1024 stale ones first. */
-	if (nng_socket_set_int(s->gw_push, NNG_OPT_SENDBUF, 0) ||
-	    nng_socket_set_int(s->cap_push, NNG_OPT_SENDBUF, 0)) {
-		rc = V2G_ERR_IO;
-		goto fail;
-	}
 	v2g_health_add(svc->health, "control-cycle", 1, cycle_probe, s);
 	/* Meters published before the subscription is up are lost. */
 	v2g_health_add(svc->health, "telemetry-subscription", 1, v2g_health_bus_connected,

@@ -328,6 +328,30 @@ static void test_push_before_listener(void)
 	nng_close(pull);
 }
 
+static void test_push_sync_keeps_nothing(void)
+{
+	/* PUSH_SYNC: with no peer a send fails after its timeout (nothing is
+	 * kept for later); once a peer is connected it goes through. */
+	char url[64];
+	nng_socket pull, push;
+	v2g_env *e = NULL;
+	v2g_env env = V2G__V1__ENVELOPE__INIT;
+	V2g__V1__GetDispatch gd = V2G__V1__GET_DISPATCH__INIT;
+	make_url(url, sizeof(url), 1);
+	CHECK_INT(v2g_bus_open(&push, V2G_BUS_PUSH_SYNC, url, 0), 0);
+	gd.dispatch_id = "stale";
+	env.body_case = V2G__V1__ENVELOPE__BODY_GET_DISPATCH;
+	env.get_dispatch = &gd;
+	CHECK_INT(v2g_bus_send(push, &env, 100), V2G_ERR_TIMEOUT);
+	CHECK_INT(v2g_bus_open(&pull, V2G_BUS_PULL, url, 1), 0);
+	CHECK_INT(send_get(push, "fresh"), 0); /* waits for the redial */
+	CHECK_INT(v2g_bus_recv(pull, &e, 3000), 0);
+	CHECK(is_get(e, "fresh")); /* the refused one never arrives */
+	v2g_env_free(e);
+	nng_close(push);
+	nng_close(pull);
+}
+
 static void test_listen_twice_fails(void)
 {
 	char url[64];
@@ -933,6 +957,7 @@ int main(void)
 		HCASE(test_pub_sub_tcp),
 		HCASE(test_recv_timeout),
 		HCASE(test_push_before_listener),
+		HCASE(test_push_sync_keeps_nothing),
 		HCASE(test_listen_twice_fails),
 		HCASE(test_undecodable_pull_inproc),
 		HCASE(test_undecodable_pull_tcp),

@@ -17,7 +17,12 @@ typedef V2g__V1__Envelope v2g_env;
 /* Largest bus message accepted (a 10k-vehicle batch is ~300 kB). */
 #define V2G_BUS_MAX_MSG (64u * 1024u * 1024u)
 
-enum v2g_bus_kind { V2G_BUS_PUB, V2G_BUS_SUB, V2G_BUS_PUSH, V2G_BUS_PULL };
+/* PUSH keeps up to 1024 messages while no peer is connected, delivered when
+ * one comes. PUSH_SYNC keeps none: a send succeeds only once a connected
+ * peer takes the message, and fails (after its timeout) while the peer is
+ * away. For senders that must see an absent peer (a breaker, a failure
+ * count, a queue of their own) and must not deliver a stale backlog. */
+enum v2g_bus_kind { V2G_BUS_PUB, V2G_BUS_SUB, V2G_BUS_PUSH, V2G_BUS_PULL, V2G_BUS_PUSH_SYNC };
 
 /* Peers connected to a socket right now, kept by nng pipe events. A
  * subscriber misses what is published before its connection is up: a
